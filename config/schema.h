@@ -1,0 +1,162 @@
+// The validated configuration: plain immutable structs with defaults in place.
+// config::load() builds one; reload builds a new one and swaps the shared_ptr.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgsidecar::config {
+
+using Duration = std::chrono::milliseconds;
+
+enum class PoolMode { Session, Transaction };
+enum class AuthMethod { ScramSha256, Md5, Trust };
+enum class ReadPolicy { Primary, Replicas, Any };
+enum class PrimaryDownPolicy { Fail, ReplicaReads };
+
+// The spellings used in the configuration file (and in SHOW CONFIG).
+constexpr std::string_view to_string(PoolMode m) {
+  switch (m) {
+    case PoolMode::Session: return "session";
+    case PoolMode::Transaction: return "transaction";
+  }
+  return "?";
+}
+constexpr std::string_view to_string(AuthMethod m) {
+  switch (m) {
+    case AuthMethod::ScramSha256: return "scram-sha-256";
+    case AuthMethod::Md5: return "md5";
+    case AuthMethod::Trust: return "trust";
+  }
+  return "?";
+}
+constexpr std::string_view to_string(ReadPolicy p) {
+  switch (p) {
+    case ReadPolicy::Primary: return "primary";
+    case ReadPolicy::Replicas: return "replicas";
+    case ReadPolicy::Any: return "any";
+  }
+  return "?";
+}
+constexpr std::string_view to_string(PrimaryDownPolicy p) {
+  switch (p) {
+    case PrimaryDownPolicy::Fail: return "fail";
+    case PrimaryDownPolicy::ReplicaReads: return "replica_reads";
+  }
+  return "?";
+}
+
+// A server address parsed from a postgres:// URL with libpq's conninfo parser.
+struct ServerAddress {
+  std::string url;       // as written (after ${VAR} interpolation), for logs and SHOW
+  // Where to connect: a host name, an IP address, or a Unix socket directory (starts with
+  // '/'). When the URL gave hostaddr, this is that address, and a host name given beside it
+  // stays in options["host"] (libpq uses it for TLS certificate checks).
+  std::string host;
+  uint16_t port = 5432;
+  std::string dbname;    // empty: the client's database name
+  std::string user;      // empty: the client's user (else a forced user for every client)
+  std::string password;  // only with user
+  std::string sslmode;   // empty when the URL does not say
+  // Every other conninfo option the URL carried (application_name, options, ...).
+  std::map<std::string, std::string> options;
+};
+
+struct Listen {
+  std::string address = "127.0.0.1";
+  uint16_t port = 6432;
+  std::string unix_socket_dir;  // empty: no Unix socket
+  int workers = 0;              // 0: one per core
+  int max_client_connections = 10000;
+};
+
+struct Http {
+  std::string address = "127.0.0.1";
+  uint16_t port = 0;  // 0: no HTTP endpoint
+};
+
+struct Auth {
+  AuthMethod method = AuthMethod::ScramSha256;
+  Duration login_timeout{std::chrono::seconds(10)};  // startup + authentication must finish by then
+};
+
+struct Limits {
+  uint32_t max_message_size = 256u * 1024u * 1024u;  // bytes; larger is a protocol violation
+};
+
+struct User {
+  std::string name;
+  std::string password;         // plain text, "md5<hex>" or a SCRAM-SHA-256 verifier
+  // Plain text for server logins. Defaults to password when that is plain text; empty
+  // when password is a verifier or hash and no server_password was given.
+  std::string server_password;
+  std::optional<AuthMethod> auth_method;  // overrides [auth].method for this user
+};
+
+// Every key of [pool_defaults]; each [[databases]] entry may override any of them.
+struct PoolSettings {
+  PoolMode mode = PoolMode::Transaction;
+  int size = 20;
+  int min_idle = 0;
+  Duration query_wait_timeout{std::chrono::seconds(5)};
+  Duration server_connect_timeout{std::chrono::seconds(2)};
+  Duration server_idle_timeout{std::chrono::seconds(60)};
+  Duration server_lifetime{std::chrono::seconds(3600)};
+  Duration client_idle_timeout{0};  // 0: never
+  int max_prepared_statements = 1000;  // per client, in transaction mode
+};
+
+struct Health {
+  Duration interval{std::chrono::milliseconds(500)};
+  Duration timeout{std::chrono::seconds(1)};
+  int failures_before_down = 2;
+  int successes_before_up = 1;
+};
+
+struct Database {
+  std::string name;  // what clients put in dbname
+  ServerAddress primary;
+  std::vector<ServerAddress> replicas;
+  ReadPolicy reads = ReadPolicy::Primary;
+  PrimaryDownPolicy on_primary_down = PrimaryDownPolicy::ReplicaReads;
+  Duration write_wait{std::chrono::seconds(10)};
+  Duration max_replica_lag{std::chrono::seconds(5)};
+  PoolSettings pool;  // [pool_defaults] with this entry's overrides applied
+};
+
+struct Config {
+  std::string source_path;  // the file it was loaded from
+  Listen listen;
+  Http http;
+  Auth auth;
+  Limits limits;
+  std::vector<std::string> admin_users;
+  std::vector<User> users;
+  PoolSettings pool_defaults;
+  Health health;
+  std::vector<Database> databases;
+
+  const User* find_user(std::string_view name) const {
+    for (const auto& u : users)
+      if (u.name == name) return &u;
+    return nullptr;
+  }
+  const Database* find_database(std::string_view name) const {
+    for (const auto& d : databases)
+      if (d.name == name) return &d;
+    return nullptr;
+  }
+  AuthMethod auth_method_for(const User& u) const { return u.auth_method.value_or(auth.method); }
+  bool is_admin(std::string_view user) const {
+    for (const auto& a : admin_users)
+      if (a == user) return true;
+    return false;
+  }
+};
+
+}  // namespace pgsidecar::config

@@ -1,0 +1,137 @@
+#pragma once
+
+// SCRAM-SHA-256 (RFC 5802, RFC 7677) as PostgreSQL speaks it inside SASL messages:
+// AuthenticationSASL / SASLInitialResponse / AuthenticationSASLContinue / SASLResponse /
+// AuthenticationSASLFinal. Pure code: strings in, strings out; no I/O.
+//
+// PostgreSQL differences from plain RFC 5802, kept here on purpose:
+// - the user name in "n=" is ignored (the user comes from the StartupMessage), so the
+//   client sends it empty, as libpq does;
+// - no SASLprep: the password is used as raw UTF-8 bytes. PostgreSQL applies SASLprep
+//   first, which leaves ASCII (and most passwords) unchanged; a non-ASCII password that
+//   SASLprep would rewrite gives a different verifier here than PostgreSQL computes;
+// - only "SCRAM-SHA-256" is offered, never "SCRAM-SHA-256-PLUS" (no channel binding).
+
+#include <array>
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace pgsidecar::protocol {
+
+// What a server keeps instead of the password (RFC 5802 section 3).
+struct ScramVerifier {
+  int iterations = 4096;
+  std::vector<std::byte> salt;
+  std::array<unsigned char, 32> stored_key{};  // H(HMAC(SaltedPassword, "Client Key"))
+  std::array<unsigned char, 32> server_key{};  // HMAC(SaltedPassword, "Server Key")
+};
+
+// PostgreSQL's rolpassword format:
+//   SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>
+// false (and `out` unspecified) on anything else.
+bool parse_scram_verifier(std::string_view text, ScramVerifier& out);
+
+// Derives a verifier from a password (used as raw bytes; see the note above).
+ScramVerifier make_scram_verifier(std::string_view password, std::span<const std::byte> salt,
+                                  int iterations);
+
+// Inverse of parse_scram_verifier.
+std::string format_scram_verifier(const ScramVerifier& verifier);
+
+// A deterministic fake verifier for a user that does not exist, derived from the user name
+// and a server secret, so that the exchange for an unknown user looks exactly like one for
+// a known user (same salt every time, same iteration count, same messages) and fails only
+// at the proof, as PostgreSQL's mock authentication does. It has PostgreSQL's defaults
+// (16-byte salt, 4096 iterations); real verifiers with other counts would stand out.
+// No password matches it whatever the secret; the secret (random, kept per installation)
+// only stops an outsider from predicting the salt and so telling fake users from real ones.
+ScramVerifier mock_scram_verifier(std::string_view user, std::span<const std::byte> server_secret);
+
+// Returns a printable nonce without ',' (RFC 5802: printable ASCII except ',').
+// The default source is 18 random bytes from RAND_bytes, base64-encoded.
+using NonceSource = std::function<std::string()>;
+
+// Authenticates a client that sent SASLInitialResponse for mechanism "SCRAM-SHA-256".
+// Call handle_client_first, then handle_client_final, once each, in that order.
+class ScramServer {
+ public:
+  explicit ScramServer(ScramVerifier verifier, NonceSource nonce = {});
+
+  // client-first-message (e.g. "n,,n=,r=<nonce>") -> server-first-message
+  // ("r=<client nonce><server nonce>,s=<salt>,i=<iterations>").
+  // false + error on malformed input or a 'p=' channel-binding request (we do not offer
+  // SCRAM-SHA-256-PLUS). GS2 headers "n,," and "y,," are both accepted; the user name in
+  // n= is ignored.
+  bool handle_client_first(std::string_view client_first, std::string& server_first,
+                           std::string& error);
+
+  // client-final-message -> server-final-message "v=<ServerSignature>".
+  // false when malformed (error says what) or when the proof is wrong (then proof_failed()
+  // is true and error is "password authentication failed"). Checks that c= carries the
+  // GS2 header of the client-first-message and that r= is the combined nonce.
+  bool handle_client_final(std::string_view client_final, std::string& server_final,
+                           std::string& error);
+
+  // True once handle_client_final rejected a well-formed message because of its proof.
+  bool proof_failed() const;
+
+ private:
+  enum class Step {
+    ExpectClientFirst,  // nothing received yet
+    ExpectClientFinal,  // server-first-message sent; nonce and messages remembered
+    Done,               // final message handled (accepted or rejected); no more input
+  };
+
+  ScramVerifier verifier_;
+  NonceSource nonce_;
+  Step step_ = Step::ExpectClientFirst;
+  std::string gs2_header_;                 // e.g. "n,,", echoed base64 in c=
+  std::string client_first_message_bare_;  // "n=,r=..." for AuthMessage
+  std::string server_first_message_;
+  std::string combined_nonce_;
+  bool proof_failed_ = false;
+};
+
+// Logs into a PostgreSQL server with SCRAM-SHA-256.
+// Call client_first, handle_server_first, verify_server_final, in that order.
+class ScramClient {
+ public:
+  // `user` goes into n= (escaped as RFC 5802 says); PostgreSQL ignores it, so it is
+  // normally left empty, as libpq does.
+  explicit ScramClient(std::string password, NonceSource nonce = {}, std::string user = {});
+
+  // The SASLInitialResponse payload: "n,,n=<user>,r=<nonce>", normally "n,,n=,r=<nonce>".
+  std::string client_first();
+
+  // server-first-message -> client-final-message "c=biws,r=<nonce>,p=<ClientProof>".
+  // Checks that the server nonce extends ours, that iterations are sane (1 to 10 million)
+  // and that the salt decodes.
+  bool handle_server_first(std::string_view server_first, std::string& client_final,
+                           std::string& error);
+
+  // Checks "v=<ServerSignature>" from AuthenticationSASLFinal. "e=<server-error-value>"
+  // -> false with error "SCRAM authentication failed on the server: <server-error-value>".
+  bool verify_server_final(std::string_view server_final, std::string& error);
+
+ private:
+  enum class Step {
+    Start,              // nothing sent
+    ExpectServerFirst,  // client-first-message sent
+    ExpectServerFinal,  // client-final-message sent; expected signature computed
+    Done,               // server-final-message checked
+  };
+
+  std::string password_;  // wiped once the proof is computed
+  NonceSource nonce_;
+  std::string user_;
+  Step step_ = Step::Start;
+  std::string client_nonce_;
+  std::string client_first_message_bare_;
+  std::array<unsigned char, 32> expected_server_signature_{};
+};
+
+}  // namespace pgsidecar::protocol

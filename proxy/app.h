@@ -1,0 +1,43 @@
+// The process: workers, the pools' shared limits, and the main thread's signal loop.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/schema.h"
+#include "proxy/pool.h"
+
+namespace pgsidecar::proxy {
+
+class Worker;
+
+class App {
+ public:
+  explicit App(std::shared_ptr<const config::Config> config);
+  App(const App&) = delete;
+  App& operator=(const App&) = delete;
+  ~App();
+
+  // Binds every listener, runs until SIGTERM/SIGINT, returns the exit code.
+  int run();
+
+  PoolRegistry& pools() { return pools_; }
+  std::atomic<int>& client_count() { return client_count_; }
+  int worker_count() const { return static_cast<int>(workers_.size()); }
+
+  // Any worker thread: tell the shards of `key` on other workers.
+  void broadcast_slot_freed(const PoolKey& key, int from_worker);
+  void broadcast_server_wanted(const PoolKey& key, int from_worker);
+  // A CancelRequest arrived on some worker: route it to the worker owning the session.
+  void route_cancel(int32_t virtual_pid, int32_t secret);
+
+ private:
+  std::shared_ptr<const config::Config> config_;
+  PoolRegistry pools_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<int> client_count_{0};
+};
+
+}  // namespace pgsidecar::proxy

@@ -1,0 +1,280 @@
+// ClientSession, part one: startup packets and client authentication, up to the first
+// ReadyForQuery. An unknown user goes through the same exchange as a known one and gets
+// the same error, so neither the messages nor their timing tell which users exist.
+#include "config/schema.h"
+#include "protocol/framer.h"
+#include "protocol/frontend.h"
+#include "protocol/md5.h"
+#include "protocol/messages.h"
+#include "protocol/sqlstate.h"
+#include "protocol/startup.h"
+#include "protocol/tags.h"
+#include "protocol/wire.h"
+#include "proxy/app.h"
+#include "proxy/client_session.h"
+#include "proxy/log.h"
+#include "proxy/pool.h"
+#include "proxy/worker.h"
+
+namespace pgsidecar::proxy {
+
+namespace sqlstate = protocol::sqlstate;
+
+namespace {
+
+constexpr uint32_t kMaxStartupPacket = 10000;  // PostgreSQL's MAX_STARTUP_PACKET_LENGTH
+constexpr uint32_t kMaxAuthMessage = 8192;
+
+config::AuthMethod method_for(const config::Config& cfg, const config::User* user) {
+  if (user != nullptr && user->auth_method) return *user->auth_method;
+  return cfg.auth.method;
+}
+
+}  // namespace
+
+bool ClientSession::process_startup() {
+  while (!closing_ && (state_ == ClientState::Startup || state_ == ClientState::Authenticating)) {
+    protocol::Frame frame;
+    std::size_t used = 0;
+    std::string error;
+    protocol::FrameStatus status;
+    if (state_ == ClientState::Startup) {
+      status = protocol::next_startup_packet(input_.unread(), frame, used, kMaxStartupPacket, &error);
+    } else {
+      status = protocol::next_frame(input_.unread(), frame, used, kMaxAuthMessage, &error);
+    }
+    if (status == protocol::FrameStatus::NeedMore) return true;
+    if (status == protocol::FrameStatus::Invalid) {
+      fail_login(sqlstate::kProtocolViolation, state_ == ClientState::Startup ? "invalid startup packet: " + error
+                                                                              : "invalid message: " + error);
+      return false;
+    }
+    input_.consume(used);  // frame.body stays valid: nothing compacts during this pass
+    const bool ok = state_ == ClientState::Startup ? handle_startup_packet(frame.body)
+                                                   : handle_auth_message(frame.tag, frame.body);
+    if (!ok) return false;
+  }
+  return !closing_;
+}
+
+bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {
+  protocol::StartupPacket packet;
+  std::string error;
+  if (!protocol::parse_startup_packet(body, packet, error)) {
+    fail_login(sqlstate::kProtocolViolation, error);
+    return false;
+  }
+  switch (packet.kind) {
+    case protocol::StartupKind::SSLRequest:
+    case protocol::StartupKind::GSSENCRequest:
+      // No TLS or GSS encryption yet: 'N' tells the client to go on in plain text.
+      send_own({std::byte{'N'}});
+      return true;
+    case protocol::StartupKind::CancelRequest:
+      worker_.app().route_cancel(packet.cancel.process_id, packet.cancel.secret_key);
+      close("cancel request");
+      return false;
+    case protocol::StartupKind::StartupMessage:
+      break;
+  }
+  startup_ = std::move(packet.startup);
+  if (startup_.minor() > 0) {
+    // We speak 3.0: say so, and name the protocol options (_pq_.*) we ignore.
+    std::vector<std::string_view> unknown;
+    for (const auto& [k, v] : startup_.parameters)
+      if (k.rfind("_pq_.", 0) == 0) unknown.push_back(k);
+    std::vector<std::byte> out;
+    protocol::append_negotiate_protocol_version(out, 0, unknown);
+    send_own(std::move(out));
+  }
+  begin_authentication();
+  return !closing_;
+}
+
+void ClientSession::begin_authentication() {
+  const config::Config& cfg = worker_.config();
+  user_ = cfg.find_user(startup_.user);
+  auth_user_known_ = user_ != nullptr;
+  config::AuthMethod method = method_for(cfg, user_);
+  const std::string* stored = user_ != nullptr ? &user_->password : nullptr;
+  // md5 needs the password or its md5 hash; a SCRAM verifier answers only SCRAM (as in PostgreSQL).
+  if (method == config::AuthMethod::Md5 && stored != nullptr && stored->rfind("SCRAM-SHA-256$", 0) == 0)
+    method = config::AuthMethod::ScramSha256;
+  if (method == config::AuthMethod::ScramSha256 && stored != nullptr && protocol::is_md5_password_hash(*stored))
+    method = config::AuthMethod::Md5;
+  set_state(ClientState::Authenticating, "startup received");
+  std::vector<std::byte> out;
+  switch (method) {
+    case config::AuthMethod::Trust:
+      if (!auth_user_known_) {
+        fail_login(sqlstate::kInvalidPassword, "password authentication failed for user \"" + startup_.user + "\"");
+        return;
+      }
+      authentication_succeeded();
+      return;
+    case config::AuthMethod::Md5: {
+      auth_method_ = 'M';
+      for (auto& b : md5_salt_) b = static_cast<std::byte>(worker_.rng()() & 0xff);
+      protocol::append_authentication_md5_password(out, md5_salt_);
+      break;
+    }
+    case config::AuthMethod::ScramSha256: {
+      auth_method_ = 'S';
+      protocol::ScramVerifier verifier =
+          auth_user_known_ ? worker_.scram_verifier_for(*user_)
+                           : protocol::mock_scram_verifier(startup_.user, worker_.mock_secret());
+      scram_ = std::make_unique<protocol::ScramServer>(std::move(verifier));
+      const std::string_view mechanisms[] = {"SCRAM-SHA-256"};
+      protocol::append_authentication_sasl(out, mechanisms);
+      break;
+    }
+  }
+  send_own(std::move(out));
+}
+
+bool ClientSession::handle_auth_message(char t, std::span<const std::byte> body) {
+  const std::string failed = "password authentication failed for user \"" + startup_.user + "\"";
+  if (t != protocol::tag(protocol::FrontendTag::PasswordMessage)) {
+    fail_login(sqlstate::kProtocolViolation, "expected a password response during authentication");
+    return false;
+  }
+  if (auth_method_ == 'M') {
+    std::string_view response;
+    if (!protocol::parse_password_message(body, response)) {
+      fail_login(sqlstate::kProtocolViolation, "malformed password message");
+      return false;
+    }
+    const bool ok = auth_user_known_ &&
+                    protocol::md5_response_matches(user_->password, user_->name, md5_salt_, response);
+    if (!ok) {
+      fail_login(sqlstate::kInvalidPassword, failed);
+      return false;
+    }
+    authentication_succeeded();
+    return !closing_;
+  }
+  // SCRAM-SHA-256: SASLInitialResponse first, then one SASLResponse.
+  std::string reply, error;
+  if (scram_ == nullptr) {
+    fail_login(sqlstate::kProtocolViolation, "unexpected authentication message");
+    return false;
+  }
+  if (!scram_started_) {
+    std::string_view mechanism;
+    std::span<const std::byte> data;
+    if (!protocol::parse_sasl_initial_response(body, mechanism, data)) {
+      fail_login(sqlstate::kProtocolViolation, "malformed SASLInitialResponse message");
+      return false;
+    }
+    if (mechanism != "SCRAM-SHA-256") {
+      fail_login(sqlstate::kProtocolViolation,
+                 "client selected an invalid SASL authentication mechanism \"" + std::string(mechanism) + "\"");
+      return false;
+    }
+    if (!scram_->handle_client_first(protocol::as_string_view(data), reply, error)) {
+      fail_login(sqlstate::kProtocolViolation, "malformed SCRAM message: " + error);
+      return false;
+    }
+    scram_started_ = true;
+    std::vector<std::byte> out;
+    protocol::append_authentication_sasl_continue(out, reply);
+    send_own(std::move(out));
+    return true;
+  }
+  std::span<const std::byte> data;
+  if (!protocol::parse_sasl_response(body, data)) {
+    fail_login(sqlstate::kProtocolViolation, "malformed SASLResponse message");
+    return false;
+  }
+  const bool ok = scram_->handle_client_final(protocol::as_string_view(data), reply, error);
+  if (!ok && !scram_->proof_failed()) {
+    fail_login(sqlstate::kProtocolViolation, "malformed SCRAM message: " + error);
+    return false;
+  }
+  if (!ok || !auth_user_known_) {
+    fail_login(sqlstate::kInvalidPassword, failed);
+    return false;
+  }
+  scram_.reset();
+  std::vector<std::byte> out;
+  protocol::append_authentication_sasl_final(out, reply);
+  send_own(std::move(out));
+  authentication_succeeded();
+  return !closing_;
+}
+
+void ClientSession::authentication_succeeded() {
+  const config::Config& cfg = worker_.config();
+  std::vector<std::byte> ok;
+  protocol::append_authentication_ok(ok);
+  send_own(std::move(ok));
+  database_ = cfg.find_database(startup_.database);
+  if (database_ == nullptr) {
+    fail_login(sqlstate::kInvalidCatalogName, "database \"" + startup_.database + "\" does not exist");
+    return;
+  }
+  pool_ = &worker_.pool_for(*database_, *user_);
+  session_mode_ = database_->pool.mode == config::PoolMode::Session;
+  statements_ = ClientStatements(static_cast<std::size_t>(database_->pool.max_prepared_statements));
+  // Startup settings: the reported ones are tracked values, the rest are session defaults.
+  auto take = [this](const std::string& name, const std::string& value) {
+    if (is_protocol_startup_parameter(name)) return;
+    if (is_tracked_parameter(name)) {
+      params_.set(name, value);
+      return;
+    }
+    for (auto& [k, v] : defaults_)
+      if (k == name) {
+        v = value;
+        return;
+      }
+    defaults_.emplace_back(name, value);
+  };
+  for (const auto& [k, v] : protocol::parse_options_switches(startup_.options)) take(k, v);
+  for (const auto& [k, v] : startup_.parameters) take(k, v);
+  defaults_fp_ = defaults_fingerprint(defaults_);
+  ParamMap server_params;
+  if (pool_->limits().load_server_params(server_params)) {
+    finish_login(server_params);
+    return;
+  }
+  // No server of this pool has logged in yet: borrow one to learn what to report.
+  set_state(ClientState::LoggingIn, "authenticated");
+  login_probe_ = true;
+  waiting_ = true;
+  acquiring_ = true;
+  pool_->acquire(*this);
+  acquiring_ = false;
+}
+
+void ClientSession::finish_login(const ParamMap& server_params) {
+  std::vector<std::byte> out;
+  ParamMap merged = server_params;
+  for (const auto& [k, v] : params_.entries()) merged.set(k, v);
+  for (const auto& [k, v] : merged.entries()) protocol::append_parameter_status(out, k, v);
+  params_ = std::move(merged);
+  protocol::append_backend_key_data(out, virtual_pid_, virtual_secret_);
+  protocol::append_ready_for_query(out, 'I');
+  send_own(std::move(out));
+  uv_timer_stop(&login_timer_);
+  set_state(ClientState::Ready, "logged in");
+  log_debug("client_logged_in")
+      .kv("worker", worker_.id())
+      .kv("session", static_cast<long long>(id_))
+      .kv("user", startup_.user)
+      .kv("database", startup_.database);
+  if (!acquiring_) process_input();
+}
+
+void ClientSession::fail_login(std::string_view state, std::string message) {
+  log_info("client_login_failed")
+      .kv("worker", worker_.id())
+      .kv("session", static_cast<long long>(id_))
+      .kv("user", startup_.user)
+      .kv("database", startup_.database)
+      .kv("sqlstate", state)
+      .kv("error", message);
+  send_error(protocol::make_fatal(state, std::move(message)), false);
+}
+
+}  // namespace pgsidecar::proxy

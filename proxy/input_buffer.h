@@ -1,0 +1,66 @@
+// A connection's read buffer. Messages are framed in place and forwarded as slices of it,
+// so bytes that a pending write still points at are never moved: compaction and growth
+// happen only between writes. An empty buffer goes back to the worker's BufferPool, so an
+// idle client holds no buffer memory.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace pgsidecar::proxy {
+
+// Fixed-size chunks reused across connections of one worker: no malloc per read.
+class BufferPool {
+ public:
+  static constexpr std::size_t kChunkSize = 16 * 1024;
+  static constexpr std::size_t kMaxFree = 1024;  // cap on cached chunks (16 MiB)
+
+  std::unique_ptr<std::byte[]> take();
+  void give(std::unique_ptr<std::byte[]> chunk);
+
+ private:
+  std::vector<std::unique_ptr<std::byte[]>> free_;
+};
+
+class InputBuffer {
+ public:
+  explicit InputBuffer(BufferPool& pool) : pool_(pool) {}
+  InputBuffer(const InputBuffer&) = delete;
+  InputBuffer& operator=(const InputBuffer&) = delete;
+  ~InputBuffer();
+
+  // Space for uv_read; len 0 when full (the caller stops reading until a compact()).
+  uv_buf_t free_space();
+  void commit(std::size_t n) { end_ += n; }
+
+  std::span<const std::byte> unread() const { return {data_ + pos_, end_ - pos_}; }
+  const std::byte* read_pos() const { return data_ + pos_; }
+  std::size_t unread_size() const { return end_ - pos_; }
+  void consume(std::size_t n) { pos_ += n; }
+
+  // Moves unread bytes to the front; only when no write points into the buffer.
+  void compact();
+  // Makes room for `bytes` unread bytes in one piece (a message that must be whole);
+  // only when no write points into the buffer. Returns false past `limit`.
+  bool reserve_unread(std::size_t bytes, std::size_t limit);
+  std::size_t capacity() const { return capacity_; }
+  bool full() const { return end_ == capacity_ && data_ != nullptr; }
+
+  // Returns memory to the pool when nothing is buffered.
+  void release_if_empty();
+
+ private:
+  BufferPool& pool_;
+  std::byte* data_ = nullptr;
+  std::unique_ptr<std::byte[]> chunk_;  // owns data_ when it is a pool chunk
+  std::vector<std::byte> large_;        // owns data_ when a whole message needed more
+  std::size_t capacity_ = 0;
+  std::size_t pos_ = 0;  // first unread byte
+  std::size_t end_ = 0;  // one past the last byte read
+};
+
+}  // namespace pgsidecar::proxy

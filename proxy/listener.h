@@ -1,0 +1,39 @@
+// A listening socket owned by one worker: TCP (SO_REUSEPORT, so every worker has its own
+// and the kernel spreads connections) or a Unix socket (.s.PGSQL.<port>, on worker 0).
+#pragma once
+
+#include <uv.h>
+
+#include <string>
+
+namespace pgsidecar::proxy {
+
+class Worker;
+
+class Listener {
+ public:
+  explicit Listener(Worker& worker);
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
+  ~Listener();
+
+  bool listen_tcp(const std::string& address, uint16_t port, std::string& error);
+  bool listen_unix(const std::string& path, std::string& error);
+  void close();  // stops accepting; idempotent
+  bool closed() const { return !open_; }
+
+ private:
+  static void on_connection(uv_stream_t* server, int status);
+  static void on_closed(uv_handle_t* h);
+
+  Worker& worker_;
+  union {
+    uv_tcp_t tcp_;
+    uv_pipe_t pipe_;
+  };
+  bool is_tcp_ = true;
+  bool open_ = false;
+  std::string unix_path_;
+};
+
+}  // namespace pgsidecar::proxy

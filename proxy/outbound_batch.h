@@ -1,0 +1,49 @@
+// The bytes one connection forwards in one uv_write: slices of its own input buffer,
+// interleaved with messages the proxy injects (a re-Parse, a SET). Slices are kept as
+// offsets and turned into uv_buf_t only at flush, so the injected buffer may grow while
+// the batch is built. One batch is in flight at a time per source: the source stops
+// reading until it completes, which is the backpressure.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <vector>
+
+namespace pgsidecar::proxy {
+
+class OutboundBatch {
+ public:
+  OutboundBatch() = default;
+  OutboundBatch(const OutboundBatch&) = delete;
+  OutboundBatch& operator=(const OutboundBatch&) = delete;
+
+  void add_input(const std::byte* p, std::size_t n);  // adjacent input slices merge
+  std::vector<std::byte>& injected_out();  // append a message, then call commit_injected()
+  void commit_injected();
+
+  bool empty() const { return slices_.empty(); }
+  bool in_flight() const { return in_flight_; }
+  std::size_t bytes() const { return bytes_; }
+
+  // Sends the batch; cb runs when done (also with UV_ECANCELED). req.data = owner.
+  int flush(uv_stream_t* dest, void* owner, uv_write_cb cb);
+  // From the write callback: forget the batch so the input may be compacted.
+  void complete();
+
+ private:
+  struct Slice {
+    const std::byte* input;  // nullptr: injected_[offset, offset+len)
+    std::size_t offset;
+    std::size_t len;
+  };
+  std::vector<Slice> slices_;
+  std::vector<std::byte> injected_;
+  std::size_t injected_committed_ = 0;
+  std::vector<uv_buf_t> bufs_;
+  std::size_t bytes_ = 0;
+  uv_write_t req_{};
+  bool in_flight_ = false;
+};
+
+}  // namespace pgsidecar::proxy

@@ -1,0 +1,102 @@
+#include "proxy/session_params.h"
+
+#include <array>
+#include <strings.h>
+
+namespace pgsidecar::proxy {
+namespace {
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Reported by PostgreSQL 15 (GUC_REPORT) and settable by a client. The read-only ones
+// (server_version, is_superuser, ...) are never restored.
+constexpr std::array<std::string_view, 7> kTracked = {
+    "client_encoding", "DateStyle", "TimeZone", "IntervalStyle", "application_name",
+    "standard_conforming_strings", "default_transaction_read_only"};
+
+constexpr std::array<std::string_view, 4> kProtocolOnly = {"user", "database", "replication", "options"};
+
+}  // namespace
+
+bool is_tracked_parameter(std::string_view name) {
+  for (auto t : kTracked)
+    if (iequals(t, name)) return true;
+  return false;
+}
+
+bool is_protocol_startup_parameter(std::string_view name) {
+  for (auto t : kProtocolOnly)
+    if (iequals(t, name)) return true;
+  return false;
+}
+
+const std::string* ParamMap::find(std::string_view name) const {
+  for (const auto& [k, v] : entries_)
+    if (iequals(k, name)) return &v;
+  return nullptr;
+}
+
+bool ParamMap::set(std::string_view name, std::string_view value) {
+  for (auto& [k, v] : entries_) {
+    if (!iequals(k, name)) continue;
+    if (v == value) return false;
+    v.assign(value);
+    return true;
+  }
+  entries_.emplace_back(std::string(name), std::string(value));
+  return true;
+}
+
+uint64_t defaults_fingerprint(const ParamList& defaults) {
+  if (defaults.empty()) return 0;
+  uint64_t h = 1469598103934665603ull;
+  auto mix = [&h](std::string_view s) {
+    for (char c : s) {
+      h ^= static_cast<unsigned char>(c);
+      h *= 1099511628211ull;
+    }
+    h ^= 0xff;
+    h *= 1099511628211ull;
+  };
+  for (const auto& [k, v] : defaults) {
+    mix(k);
+    mix(v);
+  }
+  return h == 0 ? 1 : h;
+}
+
+void append_set_statement(std::string& sql, std::string_view name, std::string_view value) {
+  sql.append("SET \"");
+  for (char c : name) {
+    if (c == '"') sql.push_back('"');
+    sql.push_back(c);
+  }
+  sql.append("\" TO '");
+  for (char c : value) {
+    if (c == '\'') sql.push_back('\'');
+    sql.push_back(c);
+  }
+  sql.append("';");
+}
+
+std::optional<std::string> settings_sync_sql(const ParamMap& client_values, const ParamList& client_defaults,
+                                             uint64_t /*client_fp*/, const ParamMap& server_values,
+                                             bool reset_first) {
+  std::string sql;
+  if (reset_first) {
+    sql.append("RESET ALL;");
+    for (const auto& [k, v] : client_defaults) append_set_statement(sql, k, v);
+  }
+  for (const auto& [k, v] : client_values.entries()) {
+    if (!is_tracked_parameter(k)) continue;
+    const std::string* current = server_values.find(k);
+    if (!reset_first && current != nullptr && *current == v) continue;
+    append_set_statement(sql, k, v);
+  }
+  if (sql.empty()) return std::nullopt;
+  return sql;
+}
+
+}  // namespace pgsidecar::proxy

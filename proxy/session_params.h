@@ -1,0 +1,52 @@
+// Client session settings in transaction mode. PostgreSQL reports some settings with
+// ParameterStatus (client_encoding, DateStyle, ...): for those pgsidecar knows the value
+// on every server and the value each client expects, and restores the client's value on
+// whichever server it lands on. Startup parameters that are not reported (a client's
+// `options=-c statement_timeout=5s`, extra_float_digits, ...) are the client's session
+// defaults: a server carries one client's set at a time, identified by a fingerprint.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace pgsidecar::proxy {
+
+using ParamList = std::vector<std::pair<std::string, std::string>>;
+
+// A setting that PostgreSQL reports and a client may change; case-insensitive.
+bool is_tracked_parameter(std::string_view name);
+// A startup parameter that is not a setting at all (user, database, replication, ...).
+bool is_protocol_startup_parameter(std::string_view name);
+
+// Ordered name -> value map with case-insensitive names (PostgreSQL's GUC names are).
+class ParamMap {
+ public:
+  const std::string* find(std::string_view name) const;
+  // Returns true when the value changed.
+  bool set(std::string_view name, std::string_view value);
+  const ParamList& entries() const { return entries_; }
+  bool empty() const { return entries_.empty(); }
+  void clear() { entries_.clear(); }
+
+ private:
+  ParamList entries_;
+};
+
+// Fingerprint of a client's non-reported startup settings; 0 for none.
+uint64_t defaults_fingerprint(const ParamList& defaults);
+
+// `SET name TO 'value';` with the value quoted as a string literal.
+void append_set_statement(std::string& sql, std::string_view name, std::string_view value);
+
+// The SQL that makes a server carrying `server_values` and defaults `server_fp` match a
+// client, or nothing when it already does. `reset_first` when the server carries another
+// client's session state (its defaults or a session SET): then RESET ALL and set all.
+std::optional<std::string> settings_sync_sql(const ParamMap& client_values, const ParamList& client_defaults,
+                                             uint64_t client_fp, const ParamMap& server_values,
+                                             bool reset_first);
+
+}  // namespace pgsidecar::proxy

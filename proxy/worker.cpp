@@ -1,0 +1,159 @@
+#include "proxy/worker.h"
+
+#include <openssl/rand.h>
+
+#include "protocol/scram.h"
+#include "protocol/sqlstate.h"
+#include "protocol/messages.h"
+#include "proxy/app.h"
+#include "proxy/client_session.h"
+#include "proxy/listener.h"
+#include "proxy/log.h"
+#include "proxy/owned_write.h"
+
+namespace pgsidecar::proxy {
+
+namespace {
+constexpr uint64_t kTickMs = 100;
+}
+
+Worker::Worker(App& app, int id, std::shared_ptr<const config::Config> config)
+    : app_(app), id_(id), config_(std::move(config)), rng_(std::random_device{}()) {
+  uv_loop_init(&loop_);
+  mailbox_ = std::make_unique<uv::Mailbox>(&loop_);
+  uv_timer_init(&loop_, &tick_);
+  tick_.data = this;
+  mock_secret_.resize(32);
+  RAND_bytes(reinterpret_cast<unsigned char*>(mock_secret_.data()), static_cast<int>(mock_secret_.size()));
+  // Derive verifiers now: a PBKDF2 on a user's first login would make known users slower
+  // to answer than unknown ones (whose mock verifier is cheap).
+  for (const auto& user : config_->users) scram_verifier_for(user);
+}
+
+Worker::~Worker() {
+  // The loop has stopped with every handle closed (stop_on_loop); run close callbacks.
+  uv_run(&loop_, UV_RUN_NOWAIT);
+  uv_loop_close(&loop_);
+}
+
+bool Worker::listen(std::string& error) {
+  const config::Listen& l = config_->listen;
+  auto tcp = std::make_unique<Listener>(*this);
+  if (!tcp->listen_tcp(l.address, l.port, error)) return false;
+  listeners_.push_back(std::move(tcp));
+  if (id_ == 0 && !l.unix_socket_dir.empty()) {
+    auto unix_listener = std::make_unique<Listener>(*this);
+    const std::string path = l.unix_socket_dir + "/.s.PGSQL." + std::to_string(l.port);
+    if (!unix_listener->listen_unix(path, error)) return false;
+    listeners_.push_back(std::move(unix_listener));
+  }
+  return true;
+}
+
+void Worker::start() {
+  uv_timer_start(&tick_, &Worker::on_tick, kTickMs, kTickMs);
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+  uv_run(&loop_, UV_RUN_DEFAULT);
+}
+
+void Worker::request_stop() {
+  post([this] { stop_on_loop(); });
+}
+
+void Worker::stop_on_loop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (auto& l : listeners_) l->close();
+  std::vector<ClientSession*> all;
+  for (auto& [id, s] : sessions_) all.push_back(s.get());
+  for (ClientSession* s : all) s->close("shutting down");
+  for (auto& [key, pool] : pools_) pool->close_all();
+  uv_timer_stop(&tick_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  mailbox_->close();
+  // uv_run returns once the remaining handles have closed.
+}
+
+void Worker::on_tick(uv_timer_t* t) {
+  auto* self = static_cast<Worker*>(t->data);
+  const auto now = self->now();
+  for (auto& [key, pool] : self->pools_) pool->tick(now);
+  static thread_local int counter = 0;
+  if (++counter % 10 != 0) return;  // client idle checks once a second
+  std::vector<ClientSession*> expired;
+  for (auto& [id, s] : self->sessions_)
+    if (s->idle_expired(now)) expired.push_back(s.get());
+  for (ClientSession* s : expired) s->close_idle();
+}
+
+void Worker::accept_client(uv_stream_t* listener, bool is_tcp) {
+  const int limit = config_->listen.max_client_connections;
+  const SessionId id = next_session_++;
+  int32_t pid = make_virtual_pid(id_, next_pid_++);
+  while (by_pid_.count(pid) != 0) pid = make_virtual_pid(id_, next_pid_++);
+  const auto secret = static_cast<int32_t>(rng_() & 0x7fffffff);
+  auto session = std::make_unique<ClientSession>(*this, id, pid, secret);
+  ClientSession* raw = session.get();
+  sessions_.emplace(id, std::move(session));
+  by_pid_.emplace(pid, raw);
+  app_.client_count().fetch_add(1);
+  if (!raw->accept_from(listener, is_tcp)) return;
+  if (app_.client_count().load() > limit) {
+    raw->reject_too_many(limit);
+  }
+}
+
+void Worker::forget_session(ClientSession* session) {
+  by_pid_.erase(session->virtual_pid());
+  app_.client_count().fetch_sub(1);
+  sessions_.erase(session->id());  // deletes it
+}
+
+ClientSession* Worker::find_session(SessionId id) {
+  auto it = sessions_.find(id);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+ClientSession* Worker::find_session_by_pid(int32_t virtual_pid) {
+  auto it = by_pid_.find(virtual_pid);
+  return it == by_pid_.end() ? nullptr : it->second;
+}
+
+PoolShard& Worker::pool_for(const config::Database& db, const config::User& user) {
+  PoolKey key{db.name, user.name};
+  auto it = pools_.find(key);
+  if (it != pools_.end()) return *it->second;
+  auto limits = app_.pools().get(key, db.pool.size);
+  auto shard = std::make_unique<PoolShard>(*this, key, config_, db, user, std::move(limits));
+  PoolShard& ref = *shard;
+  pools_.emplace(std::move(key), std::move(shard));
+  return ref;
+}
+
+PoolShard* Worker::find_pool(const PoolKey& key) {
+  auto it = pools_.find(key);
+  return it == pools_.end() ? nullptr : it->second.get();
+}
+
+const protocol::ScramVerifier& Worker::scram_verifier_for(const config::User& user) {
+  auto it = verifiers_.find(user.name);
+  if (it != verifiers_.end()) return it->second;
+  protocol::ScramVerifier v;
+  if (!protocol::parse_scram_verifier(user.password, v)) {
+    std::vector<std::byte> salt(16);
+    RAND_bytes(reinterpret_cast<unsigned char*>(salt.data()), static_cast<int>(salt.size()));
+    v = protocol::make_scram_verifier(user.password, salt, 4096);
+  }
+  return verifiers_.emplace(user.name, std::move(v)).first->second;
+}
+
+std::atomic<int>& Worker::client_count() { return app_.client_count(); }
+
+}  // namespace pgsidecar::proxy

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Installs what pgsidecar needs to build and test on Debian 12: compilers, libraries,
+# PostgreSQL 15 (server binaries for the test cluster), PgBouncer (benchmarks), and the
+# client libraries the client tests use. Idempotent: when everything is present it
+# touches nothing and takes well under a second.
+#
+# The tests never use Debian's own PostgreSQL cluster ("main", port 5432) that the
+# postgresql package may create and start: they run their own servers from
+# /usr/lib/postgresql/15/bin in a temporary directory. This script leaves "main" alone.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config clang
+  libuv1-dev libpq-dev libssl-dev libtomlplusplus-dev doctest-dev libpg-query-dev
+  postgresql-15 postgresql-client-15 pgbouncer
+  python3 python3-psycopg python3-psycopg2 python3-asyncpg
+  libpostgresql-jdbc-java default-jdk-headless
+  nodejs npm
+)
+
+# A package counts as present when dpkg has it installed, or when the command it exists
+# for is already on PATH from elsewhere (e.g. Node.js with its bundled npm from another
+# repository, whose nodejs package conflicts with Debian's npm).
+declare -A satisfied_by_command=(
+  [default-jdk-headless]=javac
+  [nodejs]=node
+  [npm]=npm
+)
+
+installed() {
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+missing=()
+for pkg in "${packages[@]}"; do
+  if installed "$pkg"; then
+    continue
+  fi
+  cmd=${satisfied_by_command[$pkg]:-}
+  if [[ -n $cmd ]] && command -v "$cmd" >/dev/null 2>&1; then
+    continue
+  fi
+  missing+=("$pkg")
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  command -v sudo >/dev/null 2>&1 || {
+    echo "install-deps: not root and no sudo: install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  }
+  sudo=(sudo)
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt_get=("${sudo[@]}" apt-get -y -q -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold)
+"${apt_get[@]}" update
+"${apt_get[@]}" install --no-install-recommends "${missing[@]}" </dev/null
+
+still_missing=()
+for pkg in "${missing[@]}"; do
+  installed "$pkg" || still_missing+=("$pkg")
+done
+if ((${#still_missing[@]} > 0)); then
+  echo "install-deps: still not installed: ${still_missing[*]}" >&2
+  exit 1
+fi
+echo "install-deps: done"

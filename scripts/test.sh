@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Builds pgsidecar and runs every test:
+#   1. scripts/install-deps.sh (a no-op when everything is installed)
+#   2. build-asan/: Debug with AddressSanitizer + UndefinedBehaviorSanitizer
+#   3. build/: Release, so that build/pgsidecar exists
+#   4. scripts/fuzz.sh 20 when clang is available (each fuzz target for 20 s)
+#   5. ctest in build-asan: unit tests, then integration tests against a real PostgreSQL
+#      primary + replica that the ctest fixture `cluster` starts and stops
+# Exits non-zero when any step fails; ctest's summary is the last thing printed.
+# Ctrl-C or SIGTERM stops the test cluster too.
+set -euo pipefail
+
+cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+jobs=${JOBS:-2}
+cluster_dir=$root/build-asan/cluster
+
+step() { printf '\n=== %s\n' "$*"; }
+
+# shellcheck disable=SC2317  # called from the traps
+cleanup() {
+  if [[ -e $cluster_dir ]]; then
+    bash "$root/tests/support/cluster.sh" stop "$cluster_dir" || true
+  fi
+}
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 143' TERM
+trap cleanup EXIT
+
+step "dependencies"
+bash scripts/install-deps.sh
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:detect_stack_use_after_return=1:strict_string_checks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+if [[ -f $root/tests/support/lsan.supp ]]; then
+  export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$root/tests/support/lsan.supp:print_suppressions=0}
+fi
+
+step "build-asan: Debug, AddressSanitizer + UndefinedBehaviorSanitizer"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGSIDECAR_SANITIZE=ON
+cmake --build build-asan -j "$jobs"
+
+step "build: Release"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$jobs"
+
+fuzz_status=0
+step "fuzzing"
+if ! command -v clang++ >/dev/null 2>&1; then
+  echo "test.sh: clang++ not found; skipping fuzzing"
+elif [[ ! -f scripts/fuzz.sh ]]; then
+  echo "test.sh: scripts/fuzz.sh not found; skipping fuzzing"
+else
+  bash scripts/fuzz.sh 20 || fuzz_status=$?
+  if ((fuzz_status != 0)); then
+    echo "test.sh: FAILED: scripts/fuzz.sh exited with status $fuzz_status" >&2
+  fi
+fi
+
+step "ctest (build-asan)"
+ctest_status=0
+ctest --test-dir build-asan --output-on-failure || ctest_status=$?
+
+if ((ctest_status != 0)); then
+  exit "$ctest_status"
+fi
+exit "$fuzz_status"
