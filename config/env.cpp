@@ -56,8 +56,9 @@ std::string interpolate_env(std::string_view text, const EnvLookup& env, std::ve
     }
     const std::size_t close = text.find('}', i + 2);
     if (close == std::string_view::npos) {
-      // No closing brace: keep the rest as written rather than guess where it ends.
-      if (malformed != nullptr) add_once(*malformed, text.substr(i));
+      // No closing brace: keep the rest as written rather than guess where it ends. Only
+      // "${" is reported, since the rest may be a secret.
+      if (malformed != nullptr) add_once(*malformed, "${");
       out.append(text.substr(i));
       break;
     }

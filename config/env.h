@@ -24,8 +24,9 @@ EnvLookup fixed_env(std::map<std::string, std::string, std::less<>> vars);
 // variable's value, which is inserted as is (not scanned again). "$$" stands for one
 // literal '$'; any other '$' is kept as written, so SCRAM verifiers ("SCRAM-SHA-256$4096:...")
 // need no escaping. An unset variable's name is appended to `missing` (once) and its
-// reference kept as written. A malformed reference ("${", "${}", "${A-B}") is kept as
-// written and appended to `*malformed` when given.
+// reference kept as written. A malformed reference ("${}", "${A-B}", or "${" with no
+// closing brace, reported as just "${") is kept as written and appended to `*malformed`
+// when given.
 std::string interpolate_env(std::string_view text, const EnvLookup& env, std::vector<std::string>& missing,
                             std::vector<std::string>* malformed = nullptr);
 

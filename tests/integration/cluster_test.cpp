@@ -116,8 +116,8 @@ TEST_CASE("logins use SCRAM-SHA-256 and a wrong password fails with 28P01") {
   const Connection unknown_user =
       Connection::open(cluster.primary_conninfo("no_such_user", "whatever"));
   CHECK_MESSAGE(unknown_user.sqlstate() == "28P01", unknown_user.error());
-  const Connection unknown_db = Connection::open(
-      cluster.primary_conninfo({}, {}, "no_such_database"));
+  const Connection unknown_db =
+      Connection::open(cluster.primary_conninfo({}, {}, "no_such_database"));
   CHECK_MESSAGE(unknown_db.sqlstate() == "3D000", unknown_db.error());
 }
 
@@ -125,15 +125,15 @@ TEST_CASE("the test helpers bound every wait") {
   Cluster& cluster = Cluster::shared();
 
   SUBCASE("a closed port fails the connection at once with 08001") {
-    const int closed = pgsidecar::testing::pick_free_port(
-        {cluster.primary_port(), cluster.replica_port()});
+    const int closed =
+        pgsidecar::testing::pick_free_port({cluster.primary_port(), cluster.replica_port()});
     const auto started = Clock::now();
-    const Connection c = Connection::open(
-        pgsidecar::testing::make_conninfo({{"host", "127.0.0.1"},
-                                           {"port", std::to_string(closed)},
-                                           {"user", "app"},
-                                           {"dbname", "app"}}),
-        2s);
+    const Connection c =
+        Connection::open(pgsidecar::testing::make_conninfo({{"host", "127.0.0.1"},
+                                                            {"port", std::to_string(closed)},
+                                                            {"user", "app"},
+                                                            {"dbname", "app"}}),
+                         2s);
     CHECK_FALSE(c.ok());
     CHECK(c.sqlstate() == pgsidecar::testing::kNoServerSqlState);
     CHECK(Clock::now() - started < 2s);
@@ -179,8 +179,8 @@ TEST_CASE("the test helpers bound every wait") {
   SUBCASE("a server that goes away mid-session gives 08006 or its own FATAL") {
     Connection victim = connect_or_fail(cluster.primary_conninfo());
     Connection super = connect_or_fail(cluster.superuser_conninfo(cluster.primary_port()));
-    const QueryResult killed = super.exec(
-        "SELECT pg_terminate_backend(" + std::to_string(victim.backend_pid()) + ")");
+    const QueryResult killed =
+        super.exec("SELECT pg_terminate_backend(" + std::to_string(victim.backend_pid()) + ")");
     REQUIRE_MESSAGE(killed.ok, killed.describe());
     const QueryResult after = victim.exec("SELECT 1", 5s);
     CHECK_FALSE(after.ok);
@@ -214,8 +214,8 @@ TEST_CASE("the harness crashes, restarts and promotes servers, and resets the to
   cluster.kill_primary();
   cluster.promote_replica();
   const std::string lost = random_token();
-  const QueryResult promoted_write = exec_once(
-      cluster.replica_conninfo(), "INSERT INTO harness_check VALUES ('" + lost + "')");
+  const QueryResult promoted_write =
+      exec_once(cluster.replica_conninfo(), "INSERT INTO harness_check VALUES ('" + lost + "')");
   CHECK_MESSAGE(promoted_write.ok, promoted_write.describe());
 
   // reset() restores the starting topology: the replica is a fresh clone of the primary.

@@ -105,12 +105,13 @@ const std::string& Cluster::value(std::string_view key) const {
 std::string Cluster::conninfo(int port, std::string_view user, std::string_view password,
                               std::string_view database) const {
   const std::string port_text = std::to_string(port);
-  return make_conninfo({{"host", host()},
-                        {"port", port_text},
-                        {"user", user.empty() ? std::string_view(app_user()) : user},
-                        {"password", password.empty() ? std::string_view(app_password()) : password},
-                        {"dbname", database.empty() ? std::string_view(this->database()) : database},
-                        {"sslmode", "disable"}});
+  return make_conninfo(
+      {{"host", host()},
+       {"port", port_text},
+       {"user", user.empty() ? std::string_view(app_user()) : user},
+       {"password", password.empty() ? std::string_view(app_password()) : password},
+       {"dbname", database.empty() ? std::string_view(this->database()) : database},
+       {"sslmode", "disable"}});
 }
 
 std::string Cluster::primary_conninfo(std::string_view user, std::string_view password,
@@ -179,13 +180,12 @@ bool Cluster::wait_replica_caught_up(std::chrono::milliseconds timeout) const {
     return std::max(std::chrono::milliseconds(1),
                     std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
   };
-  const QueryResult target =
-      exec_once(superuser_conninfo(primary_port_, "postgres"), "SELECT pg_current_wal_lsn()", left());
+  const QueryResult target = exec_once(superuser_conninfo(primary_port_, "postgres"),
+                                       "SELECT pg_current_wal_lsn()", left());
   if (!target.ok || target.rows.empty()) return false;
   Connection replica = Connection::open(superuser_conninfo(replica_port_, "postgres"), left());
   if (!replica.ok()) return false;
-  const std::string query =
-      "SELECT pg_last_wal_replay_lsn() >= '" + target.value() + "'::pg_lsn";
+  const std::string query = "SELECT pg_last_wal_replay_lsn() >= '" + target.value() + "'::pg_lsn";
   while (Clock::now() < deadline) {
     const QueryResult r = replica.exec(query, left());
     if (!r.ok) return false;

@@ -32,7 +32,7 @@ bool wait_socket(PGconn* conn, short events, Clock::time_point deadline) {
     if (n > 0) return true;
     if (n < 0 && errno == EINTR) continue;
     if (n == 0 && timeout > 0) continue;  // the clamp cut a longer wait short
-    return n < 0;  // a poll error: let libpq find out what is wrong
+    return n < 0;                         // a poll error: let libpq find out what is wrong
   }
 }
 
@@ -251,7 +251,9 @@ QueryResult Connection::collect(Clock::time_point deadline) {
     if (flushed < 0) return broken("sending the query failed");
     if (!wait_socket(conn, POLLIN | POLLOUT, deadline) || Clock::now() >= deadline) {
       r.timed_out = true;
-      return broken("timed out sending the query");
+      r.sqlstate = kTimedOutSqlState;
+      r.message = "timed out sending the query; connection dropped";
+      return broken("timed out");
     }
     if (PQconsumeInput(conn) == 0) return broken("reading failed");
   }
@@ -287,7 +289,9 @@ QueryResult Connection::collect(Clock::time_point deadline) {
     if (res == nullptr) break;
     const ExecStatusType status = PQresultStatus(res);
     if (status == PGRES_COPY_IN) {
+      // The server answers with an ErrorResponse naming this reason.
       PQputCopyEnd(conn, "COPY FROM STDIN is not supported by the test helper");
+      PQflush(conn);
     } else if (status == PGRES_COPY_OUT) {
       copy_rows.clear();
       char* line = nullptr;
@@ -300,8 +304,10 @@ QueryResult Connection::collect(Clock::time_point deadline) {
         if (n == 0) {
           if (!wait_socket(conn, POLLIN, deadline) || Clock::now() >= deadline) {
             r.timed_out = true;
+            r.sqlstate = kTimedOutSqlState;
+            r.message = "timed out during COPY OUT; connection dropped";
             PQclear(res);
-            return broken("timed out during COPY OUT");
+            return broken("timed out");
           }
           PQconsumeInput(conn);
           continue;

@@ -30,14 +30,15 @@ inline constexpr std::string_view kConnectionLostSqlState = "08006";
 inline constexpr std::string_view kTimedOutSqlState = "57014";
 
 // Builds a libpq conninfo string, quoting every value: {{"host", "127.0.0.1"}, ...}.
-std::string make_conninfo(std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
+std::string make_conninfo(
+    std::initializer_list<std::pair<std::string_view, std::string_view>> fields);
 
 struct QueryResult {
-  bool ok = false;           // the last statement succeeded (PGRES_COMMAND_OK / TUPLES_OK / COPY)
-  bool timed_out = false;    // the deadline passed; sqlstate is kTimedOutSqlState
-  std::string sqlstate;      // empty when ok
-  std::string message;       // the server's primary message, or libpq's when it has none
-  std::string command_tag;   // e.g. "INSERT 0 1", "SELECT 3"
+  bool ok = false;          // the last statement succeeded (PGRES_COMMAND_OK / TUPLES_OK / COPY)
+  bool timed_out = false;   // the deadline passed; sqlstate is kTimedOutSqlState
+  std::string sqlstate;     // empty when ok
+  std::string message;      // the server's primary message, or libpq's when it has none
+  std::string command_tag;  // e.g. "INSERT 0 1", "SELECT 3"
   std::vector<std::string> columns;
   std::vector<std::vector<std::string>> rows;  // NULL is "", see is_null()
   std::vector<std::vector<bool>> nulls;
@@ -54,7 +55,8 @@ class Connection {
  public:
   // Connects (bounded by timeout). Check ok(); on failure sqlstate() is the server's
   // (e.g. 28P01 for a wrong password) or kNoServerSqlState.
-  static Connection open(std::string_view conninfo, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  static Connection open(std::string_view conninfo,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   Connection() = default;
   Connection(Connection&&) noexcept = default;
@@ -69,7 +71,8 @@ class Connection {
   // Runs sql (one or more statements, simple protocol). Results of all but the last
   // statement are dropped, except that the first error wins. After timeout a cancel
   // request is sent and the result says timed_out.
-  QueryResult exec(std::string_view sql, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  QueryResult exec(std::string_view sql,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(30));
   // One statement through the extended protocol ($1, $2 ... parameters, text format).
   QueryResult exec_params(std::string_view sql, const std::vector<std::string>& params,
                           std::chrono::milliseconds timeout = std::chrono::seconds(30));

@@ -100,8 +100,12 @@ struct ProxyOutputOnFailure : public doctest::IReporter {
   void report_query(const doctest::QueryData&) override {}
   void test_run_start() override {}
   void test_run_end(const doctest::TestRunStats&) override {}
-  void test_case_start(const doctest::TestCaseData&) override { LogRegistry::get().forget_finished(); }
-  void test_case_reenter(const doctest::TestCaseData&) override { LogRegistry::get().forget_finished(); }
+  void test_case_start(const doctest::TestCaseData&) override {
+    LogRegistry::get().forget_finished();
+  }
+  void test_case_reenter(const doctest::TestCaseData&) override {
+    LogRegistry::get().forget_finished();
+  }
   void test_case_end(const doctest::CurrentTestCaseStats& stats) override {
     if (!stats.testCaseSuccess) LogRegistry::get().print_unprinted(out_);
   }
@@ -213,8 +217,8 @@ ProxyProcess::ProxyProcess() {
     throw std::runtime_error("PGSIDECAR_BINARY=" + binary_ + " is not an executable file");
   }
   const char* tmp = std::getenv("TMPDIR");
-  std::string pattern = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
-                        "/pgsidecar-test.XXXXXX";
+  std::string pattern =
+      std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/pgsidecar-test.XXXXXX";
   if (mkdtemp(pattern.data()) == nullptr) {
     throw std::runtime_error("mkdtemp " + pattern + ": " + std::strerror(errno));
   }
@@ -324,7 +328,8 @@ bool ProxyProcess::start(std::string_view config_toml, std::chrono::milliseconds
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   error_ = "pgsidecar did not accept connections on 127.0.0.1:" + std::to_string(port_) +
-           " within " + std::to_string(ready_timeout.count()) + " ms; its output:\n" + stderr_tail();
+           " within " + std::to_string(ready_timeout.count()) + " ms; its output:\n" +
+           stderr_tail();
   return false;
 }
 

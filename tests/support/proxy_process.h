@@ -39,7 +39,8 @@ class ProxyProcess {
   // Writes the config (after replacing @PORT@, @HTTP_PORT@ and @DIR@), runs
   // `pgsidecar --config FILE`, and waits until 127.0.0.1:port() accepts TCP connections.
   // False when the process exits or does not listen in time; error() says why, with the
-  // tail of its stderr.
+  // tail of its stderr. The child is killed if the thread that called start() ends, so
+  // call it from the test's own thread.
   bool start(std::string_view config_toml,
              std::chrono::milliseconds ready_timeout = std::chrono::seconds(15));
   // Replaces the config file (same placeholders) without signalling the process.
