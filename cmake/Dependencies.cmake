@@ -34,6 +34,14 @@ add_library(PgQuery::PgQuery UNKNOWN IMPORTED)
 set_target_properties(PgQuery::PgQuery PROPERTIES IMPORTED_LOCATION ${PG_QUERY_LIBRARY}
   INTERFACE_INCLUDE_DIRECTORIES ${PG_QUERY_INCLUDE_DIR})
 
+# libpg_query hands its parse tree back as JSON (its protobuf output costs ~5x more);
+# simdjson reads that JSON for the read-only statement classifier (proxy/classify.cpp).
+find_package(simdjson CONFIG QUIET)
+if(NOT simdjson_FOUND)
+  message(FATAL_ERROR "simdjson not found: apt-get install libsimdjson-dev (or run scripts/install-deps.sh)")
+endif()
+set_property(TARGET PgQuery::PgQuery APPEND PROPERTY INTERFACE_LINK_LIBRARIES simdjson::simdjson)
+
 if(PGSIDECAR_TESTS)
   find_package(doctest QUIET)
   if(NOT doctest_FOUND)

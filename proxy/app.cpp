@@ -2,20 +2,29 @@
 
 #include <uv.h>
 
-#include <thread>
+#include <future>
 
+#include "config/load.h"
 #include "proxy/cancel.h"
 #include "proxy/client_session.h"
+#include "proxy/health_monitor.h"
 #include "proxy/log.h"
 #include "proxy/server_conn.h"
 #include "proxy/worker.h"
 
 namespace pgsidecar::proxy {
 
-App::App(std::shared_ptr<const config::Config> config) : config_(std::move(config)) {
+App::App(std::shared_ptr<const config::Config> config, std::string config_path)
+    : config_(std::move(config)), config_path_(std::move(config_path)) {
   int n = config_->listen.workers;
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i, config_));
+  monitor_ = std::make_unique<HealthMonitor>(config_, [this](std::shared_ptr<const TopologySnapshot> snap) {
+    for (auto& w : workers_) {
+      Worker* target = w.get();
+      target->post([target, snap] { target->set_topology(snap); });
+    }
+  });
 }
 
 App::~App() = default;
@@ -25,8 +34,10 @@ namespace {
 struct SignalState {
   App* app = nullptr;
   std::vector<std::unique_ptr<Worker>>* workers = nullptr;
+  std::function<void()> reload;
   uv_signal_t sigterm{};
   uv_signal_t sigint{};
+  uv_signal_t sighup{};
   bool stopping = false;
 };
 
@@ -38,7 +49,10 @@ void on_stop_signal(uv_signal_t* h, int signum) {
   for (auto& w : *st->workers) w->request_stop();
   uv_close(reinterpret_cast<uv_handle_t*>(&st->sigterm), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&st->sigint), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&st->sighup), nullptr);
 }
+
+void on_reload_signal(uv_signal_t* h, int) { static_cast<SignalState*>(h->data)->reload(); }
 
 }  // namespace
 
@@ -50,7 +64,11 @@ int App::run() {
       return 1;
     }
   }
-  for (auto& w : workers_) w->start();
+  for (auto& w : workers_) {
+    w->set_topology(monitor_->snapshot());
+    w->start();
+  }
+  monitor_->start();
   log_info("listening")
       .kv("address", config_->listen.address)
       .kv("port", config_->listen.port)
@@ -61,17 +79,94 @@ int App::run() {
   SignalState st;
   st.app = this;
   st.workers = &workers_;
+  st.reload = [this] { reload(); };
   uv_signal_init(&loop, &st.sigterm);
   uv_signal_init(&loop, &st.sigint);
-  st.sigterm.data = st.sigint.data = &st;
+  uv_signal_init(&loop, &st.sighup);
+  st.sigterm.data = st.sigint.data = st.sighup.data = &st;
   uv_signal_start(&st.sigterm, &on_stop_signal, SIGTERM);
   uv_signal_start(&st.sigint, &on_stop_signal, SIGINT);
+  uv_signal_start(&st.sighup, &on_reload_signal, SIGHUP);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   for (auto& w : workers_) w->join();
+  monitor_->stop();
+  {
+    std::lock_guard lock(switchover_mu_);
+    for (auto& t : switchovers_)
+      if (t.joinable()) t.join();
+  }
   workers_.clear();
   log_info("stopped");
   return 0;
+}
+
+void App::reload() {
+  config::LoadResult loaded = config::load_file(config_path_);
+  if (!loaded.problems.empty()) {
+    for (const auto& p : loaded.problems) log_error("reload_failed").kv("problem", p.to_string());
+    log_error("reload_failed").kv("detail", "the previous configuration stays in effect");
+    return;
+  }
+  // New logins use the new snapshot; a changed primary is switched over like SWITCHOVER.
+  for (const auto& db : loaded.config->databases) {
+    const config::Database* old = config_->find_database(db.name);
+    if (old == nullptr || server_key(old->primary) == server_key(db.primary)) continue;
+    switchover(db.name, db.primary, [name = db.name](bool ok, std::string message) {
+      (ok ? log_info("reload_switchover") : log_error("reload_switchover")).kv("database", name).kv("result", message);
+    });
+  }
+  config_ = loaded.config;
+  for (auto& w : workers_) {
+    Worker* target = w.get();
+    target->post([target, cfg = loaded.config] { target->set_config(cfg); });
+  }
+  log_info("reloaded").kv("config", config_path_);
+}
+
+void App::suspect(const std::string& server_key) { monitor_->suspect(server_key); }
+
+void App::switchover(const std::string& database, const config::ServerAddress& address,
+                     std::function<void(bool, std::string)> done) {
+  const config::Database* db = config_->find_database(database);
+  if (db == nullptr) {
+    done(false, "database \"" + database + "\" is not configured");
+    return;
+  }
+  const auto bound = std::max<std::chrono::milliseconds>(db->pool.query_wait_timeout, std::chrono::seconds(1));
+  std::lock_guard lock(switchover_mu_);
+  switchovers_.emplace_back([this, database, address, bound, done = std::move(done)] {
+    const auto snap = monitor_->snapshot();
+    const DatabaseTopology* t = snap->find(database);
+    const std::string old_key = t != nullptr && t->primary >= 0 ? t->servers[static_cast<std::size_t>(t->primary)].key
+                                                                 : std::string();
+    log_warn("switchover_started").kv("database", database).kv("from", old_key).kv("to", server_key(address));
+    monitor_->pause(database, true);
+    // Let transactions in flight on the old primary finish, within the bound.
+    const auto deadline = std::chrono::steady_clock::now() + bound;
+    int in_flight = 0;
+    do {
+      in_flight = 0;
+      for (auto& w : workers_) {
+        Worker* target = w.get();
+        auto count = std::make_shared<std::promise<int>>();  // outlives a late answer
+        auto result = count->get_future();
+        target->post([target, count, database, old_key] {
+          int n = 0;
+          target->for_each_pool([&](PoolShard& p) {
+            if (p.key().database == database && p.key().server == old_key) n += p.active_count();
+          });
+          count->set_value(n);
+        });
+        if (result.wait_for(std::chrono::seconds(2)) == std::future_status::ready) in_flight += result.get();
+      }
+      if (in_flight > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    } while (in_flight > 0 && std::chrono::steady_clock::now() < deadline);
+    monitor_->repoint(database, address);
+    std::string message = "database \"" + database + "\" now uses " + server_key(address);
+    if (in_flight > 0) message += " (" + std::to_string(in_flight) + " transactions were still running on the old primary)";
+    done(true, message);
+  });
 }
 
 void App::broadcast_slot_freed(const PoolKey& key, int from_worker) {

@@ -10,6 +10,7 @@
 #include "protocol/startup.h"
 #include "protocol/tags.h"
 #include "protocol/wire.h"
+#include "proxy/admin_console.h"
 #include "proxy/app.h"
 #include "proxy/client_session.h"
 #include "proxy/log.h"
@@ -208,12 +209,27 @@ void ClientSession::authentication_succeeded() {
   std::vector<std::byte> ok;
   protocol::append_authentication_ok(ok);
   send_own(std::move(ok));
+  if (startup_.database == "pgsidecar") {
+    if (!cfg.is_admin(startup_.user)) {
+      fail_login(sqlstate::kInvalidAuthorizationSpecification,
+                 "user \"" + startup_.user + "\" may not use the admin console (see [admin] users)");
+      return;
+    }
+    admin_ = true;
+    std::vector<std::byte> out;
+    append_admin_parameters(out);
+    protocol::append_backend_key_data(out, virtual_pid_, virtual_secret_);
+    protocol::append_ready_for_query(out, 'I');
+    send_own(std::move(out));
+    uv_timer_stop(&login_timer_);
+    set_state(ClientState::Ready, "admin console");
+    return;
+  }
   database_ = cfg.find_database(startup_.database);
   if (database_ == nullptr) {
     fail_login(sqlstate::kInvalidCatalogName, "database \"" + startup_.database + "\" does not exist");
     return;
   }
-  pool_ = &worker_.pool_for(*database_, *user_);
   session_mode_ = database_->pool.mode == config::PoolMode::Session;
   statements_ = ClientStatements(static_cast<std::size_t>(database_->pool.max_prepared_statements));
   // Startup settings: the reported ones are tracked values, the rest are session defaults.
@@ -233,18 +249,11 @@ void ClientSession::authentication_succeeded() {
   for (const auto& [k, v] : protocol::parse_options_switches(startup_.options)) take(k, v);
   for (const auto& [k, v] : startup_.parameters) take(k, v);
   defaults_fp_ = defaults_fingerprint(defaults_);
-  ParamMap server_params;
-  if (pool_->limits().load_server_params(server_params)) {
-    finish_login(server_params);
-    return;
-  }
-  // No server of this pool has logged in yet: borrow one to learn what to report.
+  // The ParameterStatus values to report come from a server login of the pool this
+  // client would use for reads; if none has logged in yet, one is borrowed to learn them.
   set_state(ClientState::LoggingIn, "authenticated");
   login_probe_ = true;
-  waiting_ = true;
-  acquiring_ = true;
-  pool_->acquire(*this);
-  acquiring_ = false;
+  route_and_acquire(Intent::Read);
 }
 
 void ClientSession::finish_login(const ParamMap& server_params) {

@@ -12,6 +12,9 @@
 #include "proxy/pool.h"
 #include "proxy/server_conn.h"
 #include "proxy/sql_syntax.h"
+#include "proxy/admin_console.h"
+#include "proxy/classify_cache.h"
+#include "proxy/router.h"
 #include "proxy/worker.h"
 
 namespace pgsidecar::proxy {
@@ -35,6 +38,9 @@ const char* state_name(ClientState s) {
 
 // idle_session_timeout, PostgreSQL's own code for a session closed for idling.
 constexpr std::string_view kIdleSessionTimeout = "57P05";
+
+// A replayed read request is at most this big; a larger one is not retried.
+constexpr std::size_t kMaxRetryBytes = 64 * 1024;
 
 // Enough of a Bind or Query to read the names or keywords pgsidecar looks at.
 constexpr std::size_t kPeekBytes = 4096;
@@ -96,6 +102,8 @@ void ClientSession::close(std::string_view reason) {
   set_state(ClientState::Closing, "close");
   if (waiting_ && pool_ != nullptr) pool_->cancel_wait(id_);
   waiting_ = false;
+  if (route_waiting_) worker_.cancel_route_wait(id_);
+  route_waiting_ = false;
   if (server_ != nullptr) {
     // Mid-transaction or mid-exchange the server's state is unknown to the next client.
     const bool clean = !session_mode_ && tx_status_ == 'I' && server_->idle_in_sync() && !in_extended_;
@@ -233,7 +241,52 @@ void ClientSession::reject_too_many(int limit) {
 
 // ---- forwarding ----------------------------------------------------------------------
 
+bool ClientSession::process_admin_messages() {
+  while (!closing_ && !admin_busy_) {
+    protocol::Frame frame;
+    std::size_t used = 0;
+    std::string error;
+    const auto status = protocol::next_frame(input_.unread(), frame, used, 1u << 20, &error);
+    if (status == protocol::FrameStatus::NeedMore) return true;
+    if (status == protocol::FrameStatus::Invalid) {
+      protocol_error(error);
+      return false;
+    }
+    input_.consume(used);
+    if (frame.tag == tag(FrontendTag::Terminate)) {
+      close("client sent Terminate");
+      return false;
+    }
+    std::string_view sql;
+    if (frame.tag != tag(FrontendTag::Query) || !protocol::parse_query(frame.body, sql)) {
+      send_error(protocol::make_fatal(sqlstate::kFeatureNotSupported,
+                                      "the admin console accepts only simple queries"),
+                 false);
+      return false;
+    }
+    std::vector<std::byte> out;
+    const SessionId id = id_;
+    Worker* worker = &worker_;
+    const bool done = run_admin_command(worker_, sql, out, [worker, id](std::vector<std::byte> reply) {
+      ClientSession* self = worker->find_session(id);
+      if (self == nullptr || self->closing_) return;
+      protocol::append_ready_for_query(reply, 'I');
+      self->send_own(std::move(reply));
+      self->admin_busy_ = false;
+      self->process_input();
+    });
+    if (!done) {
+      admin_busy_ = true;  // the reply comes later; further commands wait
+      return true;
+    }
+    protocol::append_ready_for_query(out, 'I');
+    send_own(std::move(out));
+  }
+  return !closing_;
+}
+
 bool ClientSession::process_messages() {
+  if (admin_) return process_admin_messages();
   const uint32_t max = worker_.config().limits.max_message_size;
   while (!forward_.in_flight() && !closing_ && state_ == ClientState::Ready) {
     const std::span<const std::byte> in = input_.unread();
@@ -246,6 +299,7 @@ bool ClientSession::process_messages() {
     }
     if (passthrough_ > 0) {
       const std::size_t n = std::min(passthrough_, in.size());
+      capture_for_retry(input_.read_pos(), n);
       forward_.add_input(input_.read_pos(), n);
       input_.consume(n);
       passthrough_ -= n;
@@ -303,17 +357,15 @@ bool ClientSession::process_messages() {
         }
         continue;
       }
-      if (waiting_) break;
+      if (waiting_ || route_waiting_) break;
       if (t == tag(FrontendTag::Parse)) {
         const LocalPrepare local = try_prepare_locally(in, h);
         if (local == LocalPrepare::Done) continue;
         if (local == LocalPrepare::NeedMore) break;
         if (closing_) return false;
       }
-      waiting_ = true;
-      acquiring_ = true;
-      pool_->acquire(*this);  // may assign a server right away
-      acquiring_ = false;
+      const RouteOutcome outcome = route_and_acquire(transaction_intent(t, in, h));
+      if (outcome == RouteOutcome::Failed) continue;  // pending_error_ answers this request
       if (server_ == nullptr) break;
     }
     forward_dest_ = server_->stream();  // a batch goes to one server: it was linked before any byte
@@ -386,12 +438,30 @@ bool ClientSession::process_messages() {
         break;
     }
     const std::size_t n = std::min(h.total_size(), in.size());
+    capture_for_retry(input_.read_pos(), n);
     forward_.add_input(input_.read_pos(), n);
     input_.consume(n);
     passthrough_ = h.total_size() - n;
   }
   flush_forward();
   return !closing_;
+}
+
+// A read whose server dies before any byte of its answer reached the client is replayed
+// once on another server: keep a copy of what was sent until the answer starts.
+void ClientSession::capture_for_retry(const std::byte* p, std::size_t n) {
+  if (!retry_.capturing) return;
+  if (retry_.bytes.size() + n > kMaxRetryBytes) {
+    retry_.capturing = false;
+    retry_.bytes.clear();
+    return;
+  }
+  retry_.bytes.insert(retry_.bytes.end(), p, p + n);
+}
+
+void ClientSession::on_response_started() {
+  retry_.capturing = false;
+  retry_.bytes.clear();
 }
 
 bool ClientSession::handle_parse(std::span<const std::byte> body) {
@@ -488,7 +558,134 @@ void ClientSession::on_forward_written(uv_write_t* req, int) {
     return;
   }
   self->input_.compact();
+  if (self->retry_.replay_pending) {
+    self->replay_request();
+    return;
+  }
   self->process_input();
+}
+
+// ---- routing -------------------------------------------------------------------------
+
+// Read or write, from the first message of a transaction. When in doubt: write.
+Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h) {
+  const std::string* default_ro = params_.find("default_transaction_read_only");
+  if (default_ro != nullptr && *default_ro == "on") return Intent::Read;
+  std::string_view sql;
+  if (in.size() >= h.total_size()) {
+    const auto body = in.subspan(5, h.body_size());
+    if (t == tag(FrontendTag::Query)) {
+      protocol::parse_query(body, sql);
+    } else if (t == tag(FrontendTag::Parse)) {
+      protocol::ParseMessage parse;
+      if (protocol::parse_parse(body, parse)) sql = parse.query;
+    } else if (t == tag(FrontendTag::Bind) || t == tag(FrontendTag::Describe)) {
+      std::string_view portal, name;
+      char kind = 'S';
+      const bool ok = t == tag(FrontendTag::Bind)
+                          ? protocol::peek_bind_names(body, h.body_size(), portal, name) == protocol::PeekStatus::Ok
+                          : protocol::parse_describe(body, kind, name);
+      if (ok && kind == 'S')
+        if (const PreparedStatement* stmt = statements_.find(name)) sql = stmt->query;
+    }
+  }
+  if (sql.empty()) return Intent::Write;
+  const Classification& c = worker_.classifier().classify(sql);
+  if (c.begins_read_only) return Intent::Read;
+  if (c.transaction_control) return Intent::Write;  // a plain BEGIN may be followed by anything
+  return c.kind == StatementKind::Read ? Intent::Read : Intent::Write;
+}
+
+ClientSession::RouteOutcome ClientSession::route_and_acquire(Intent intent) {
+  const DatabaseTopology* topology = worker_.topology().find(database_->name);
+  Route r;
+  if (topology != nullptr && !topology->servers.empty()) {
+    r = route_transaction(intent, *database_, *topology, retry_.avoid, rotation_++);
+  } else {
+    r.kind = Route::Kind::Fail;
+    r.sqlstate = sqlstate::kConnectionFailure;
+    r.message = "no server is known for database \"" + database_->name + "\"";
+  }
+  switch (r.kind) {
+    case Route::Kind::Server: {
+      route_deadline_.reset();
+      routed_server_ = r.server;
+      routed_intent_ = intent;
+      retry_.capturing = intent == Intent::Read && !retry_.used && topology->servers.size() > 1 &&
+                         database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
+      retry_.bytes.clear();
+      pool_ = &worker_.pool_for(*database_, *user_, topology->servers[static_cast<std::size_t>(r.server)].address);
+      if (login_probe_) {
+        ParamMap server_params;
+        if (pool_->limits().load_server_params(server_params)) {
+          login_probe_ = false;
+          finish_login(server_params);
+          return RouteOutcome::Acquiring;
+        }
+      }
+      waiting_ = true;
+      acquiring_ = true;
+      pool_->acquire(*this);  // may assign a server right away
+      acquiring_ = false;
+      return RouteOutcome::Acquiring;
+    }
+    case Route::Kind::WaitForPrimary:
+    case Route::Kind::Paused: {
+      const auto now = worker_.now();
+      const auto bound = r.kind == Route::Kind::Paused ? database_->pool.query_wait_timeout : database_->write_wait;
+      if (!route_deadline_) route_deadline_ = now + bound;
+      route_wait_is_pause_ = r.kind == Route::Kind::Paused;
+      if (*route_deadline_ <= now) {
+        route_wait_expired();
+        return RouteOutcome::Failed;
+      }
+      route_waiting_ = true;
+      worker_.wait_for_route(id_, *route_deadline_);
+      return RouteOutcome::Waiting;
+    }
+    case Route::Kind::Fail:
+      route_deadline_.reset();
+      fail_route(protocol::make_error(r.sqlstate, r.message));
+      return RouteOutcome::Failed;
+  }
+  return RouteOutcome::Failed;
+}
+
+void ClientSession::fail_route(protocol::ErrorFields e) {
+  if (state_ == ClientState::LoggingIn) {
+    login_probe_ = false;
+    e.severity = "FATAL";
+    send_error(e, false);
+    return;
+  }
+  pending_error_ = std::move(e);
+}
+
+void ClientSession::retry_route() {
+  if (!route_waiting_ || closing_) return;
+  route_waiting_ = false;
+  if (state_ == ClientState::LoggingIn) {
+    route_and_acquire(Intent::Read);
+    return;
+  }
+  process_input();
+}
+
+void ClientSession::route_wait_expired() {
+  route_waiting_ = false;
+  const bool pause = route_wait_is_pause_;
+  const auto waited = pause ? database_->pool.query_wait_timeout : database_->write_wait;
+  route_deadline_.reset();
+  if (pause) {
+    fail_route(protocol::make_error(sqlstate::kCannotConnectNow,
+                                    "database \"" + database_->name + "\" is paused for a switchover that did not "
+                                    "finish within " + std::to_string(waited.count()) + " ms"));
+  } else {
+    fail_route(protocol::make_error(sqlstate::kReadOnlySqlTransaction,
+                                    "primary for database \"" + database_->name + "\" is unavailable: this write "
+                                    "waited " + std::to_string(waited.count()) + " ms (write_wait) for it to return"));
+  }
+  if (!processing_) process_input();
 }
 
 // ---- server lease --------------------------------------------------------------------
@@ -525,6 +722,7 @@ void ClientSession::link_server(ServerConn& server) {
 void ClientSession::unlink_server(bool reusable) {
   ServerConn* s = server_;
   if (s == nullptr) return;
+  retry_ = RetryState{};  // the transaction is over
   server_ = nullptr;
   s->detach();
   pool_->release(*s, reusable ? ReleaseKind::Reusable : ReleaseKind::Close);
@@ -539,6 +737,16 @@ void ClientSession::on_server_unavailable(const protocol::ErrorFields& why) {
     send_error(e, false);
     return;
   }
+  // A read that could not get a connection to its server tries another server once.
+  const bool connection_trouble = why.sqlstate.rfind("08", 0) == 0 || why.sqlstate.rfind("57P", 0) == 0;
+  if (routed_intent_ == Intent::Read && connection_trouble && !retry_.used && database_ != nullptr &&
+      database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads) {
+    retry_.used = true;
+    retry_.avoid = routed_server_;
+    log_info("read_rerouted").kv("worker", worker_.id()).kv("session", static_cast<long long>(id_)).kv("error", why.message);
+    if (!acquiring_) process_input();
+    return;
+  }
   // The connection stays usable: the request that needed a server gets this error.
   pending_error_ = why;
   if (!acquiring_) process_input();
@@ -547,6 +755,22 @@ void ClientSession::on_server_unavailable(const protocol::ErrorFields& why) {
 void ClientSession::on_server_lost(std::string_view reason) {
   server_ = nullptr;
   if (closing_) return;
+  if (retry_.capturing && !retry_.bytes.empty() && !retry_.used) {
+    log_info("read_replayed")
+        .kv("worker", worker_.id())
+        .kv("session", static_cast<long long>(id_))
+        .kv("bytes", static_cast<long long>(retry_.bytes.size()))
+        .kv("reason", reason);
+    retry_.used = true;
+    retry_.avoid = routed_server_;
+    retry_.capturing = false;
+    retry_.replay_pending = true;
+    in_extended_ = false;
+    copy_in_ = false;
+    passthrough_ = 0;
+    if (!forward_.in_flight()) replay_request();
+    return;
+  }
   log_info("client_server_lost")
       .kv("worker", worker_.id())
       .kv("session", static_cast<long long>(id_))
@@ -555,6 +779,13 @@ void ClientSession::on_server_lost(std::string_view reason) {
                                   "server connection for database \"" + startup_.database +
                                       "\" was lost: " + std::string(reason)),
              false);
+}
+
+void ClientSession::replay_request() {
+  retry_.replay_pending = false;
+  input_.prepend(retry_.bytes);
+  retry_.bytes.clear();
+  process_input();
 }
 
 void ClientSession::on_server_ready_for_query(char tx_status) {

@@ -22,6 +22,7 @@
 #include "proxy/input_buffer.h"
 #include "proxy/outbound_batch.h"
 #include "proxy/prepared_statements.h"
+#include "proxy/router.h"
 #include "proxy/session_params.h"
 
 namespace pgsidecar::config {
@@ -68,6 +69,8 @@ class ClientSession {
   bool idle_expired(std::chrono::steady_clock::time_point now) const;  // client_idle_timeout
   void close_idle();
   void reject_too_many(int limit);  // max_client_connections reached
+  void retry_route();               // a new topology snapshot: try routing again
+  void route_wait_expired();        // write_wait (or the switchover pause) ran out
 
   // From the pool.
   void on_server_assigned(ServerConn& server);
@@ -77,6 +80,8 @@ class ClientSession {
   void on_server_ready_for_query(char tx_status);      // after forwarding ReadyForQuery
   void on_server_parameter(std::string_view name, std::string_view value);
   void on_server_statements_reset();                   // DISCARD ALL / DEALLOCATE ALL ran
+  void on_response_started();                          // the first byte of an answer was forwarded
+  bool replay_possible() const { return retry_.capturing && !retry_.used && !retry_.bytes.empty(); }
   bool client_mid_exchange() const { return in_extended_ || copy_in_; }
   void note_copy_in(bool active) { copy_in_ = active; }
 
@@ -99,11 +104,18 @@ class ClientSession {
   void fail_login(std::string_view sqlstate, std::string message);
   // client_session.cpp
   bool process_messages();  // false: stop (closed, waiting, or write in flight)
+  bool process_admin_messages();
   bool handle_parse(std::span<const std::byte> body);
   enum class LocalPrepare { Done, NeedMore, No };
   LocalPrepare try_prepare_locally(std::span<const std::byte> in, const protocol::FrameHeader& h);
   bool ensure_statement_on_server(std::string_view name);
+  enum class RouteOutcome { Acquiring, Waiting, Failed };
+  Intent transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h);
+  RouteOutcome route_and_acquire(Intent intent);
+  void fail_route(protocol::ErrorFields e);
   void link_server(ServerConn& server);
+  void capture_for_retry(const std::byte* p, std::size_t n);
+  void replay_request();
   void unlink_server(bool reusable);
   void flush_forward();
   void send_own(std::vector<std::byte> bytes, bool close_after = false);
@@ -146,6 +158,19 @@ class ClientSession {
   PoolShard* pool_ = nullptr;
   ServerConn* server_ = nullptr;
   bool waiting_ = false;       // in the pool's wait queue
+  bool route_waiting_ = false; // in the worker's route waiters (primary down, switchover)
+  bool route_wait_is_pause_ = false;
+  std::optional<std::chrono::steady_clock::time_point> route_deadline_;
+  unsigned rotation_ = 0;      // spreads reads over replicas
+  int routed_server_ = -1;     // topology index of the server this transaction was routed to
+  Intent routed_intent_ = Intent::Write;
+  struct RetryState {
+    bool capturing = false;       // a read: keep what is sent until the answer starts
+    bool used = false;            // one retry per transaction
+    bool replay_pending = false;  // replay once the cancelled write has completed
+    int avoid = -1;               // the server that failed
+    std::vector<std::byte> bytes;
+  } retry_;
   bool acquiring_ = false;
   bool processing_ = false;    // inside process_input
   bool again_ = false;         // process_input was asked for while inside it     // inside PoolShard::acquire: do not re-enter process_input
@@ -155,6 +180,8 @@ class ClientSession {
   bool in_extended_ = false;   // extended-protocol messages sent since the last Sync
   bool copy_in_ = false;       // server asked for COPY data
   bool session_mode_ = false;
+  bool admin_ = false;         // logged into the admin console
+  bool admin_busy_ = false;    // an admin command's reply is still to come
   char tx_status_ = 'I';
 
   ParamMap params_;            // the settings this client expects (reported ones)

@@ -1,5 +1,6 @@
 #include "proxy/input_buffer.h"
 
+#include <cstdint>
 #include <cstring>
 
 namespace pgsidecar::proxy {
@@ -39,6 +40,10 @@ void InputBuffer::compact() {
 
 bool InputBuffer::reserve_unread(std::size_t bytes, std::size_t limit) {
   if (bytes > limit) return false;
+  if (data_ == nullptr && bytes <= BufferPool::kChunkSize) {
+    free_space();
+    return true;
+  }
   if (data_ != nullptr && pos_ + bytes <= capacity_) return true;
   compact();
   if (data_ != nullptr && bytes <= capacity_) return true;
@@ -49,6 +54,18 @@ bool InputBuffer::reserve_unread(std::size_t bytes, std::size_t limit) {
   data_ = large_.data();
   capacity_ = large_.size();
   return true;
+}
+
+void InputBuffer::prepend(std::span<const std::byte> bytes) {
+  if (bytes.empty()) return;
+  const std::size_t unread = end_ - pos_;
+  reserve_unread(unread + bytes.size(), SIZE_MAX);
+  compact();
+  if (data_ == nullptr) free_space();
+  std::memmove(data_ + bytes.size(), data_, unread);
+  std::memcpy(data_, bytes.data(), bytes.size());
+  pos_ = 0;
+  end_ = unread + bytes.size();
 }
 
 void InputBuffer::release_if_empty() {

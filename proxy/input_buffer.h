@@ -50,6 +50,10 @@ class InputBuffer {
   std::size_t capacity() const { return capacity_; }
   bool full() const { return end_ == capacity_ && data_ != nullptr; }
 
+  // Puts `bytes` back in front of the unread bytes (a request replayed on another server);
+  // only when no write points into the buffer.
+  void prepend(std::span<const std::byte> bytes);
+
   // Returns memory to the pool when nothing is buffered.
   void release_if_empty();
 

@@ -46,6 +46,6 @@ int main(int argc, char** argv) {
     if (l == "error") proxy::set_log_level(proxy::LogLevel::Error);
   }
   std::signal(SIGPIPE, SIG_IGN);  // a vanished peer is a write error, not a process exit
-  proxy::App app(loaded.config);
+  proxy::App app(loaded.config, cli.config_path);
   return app.run();
 }

@@ -44,10 +44,11 @@ std::shared_ptr<PoolLimits> PoolRegistry::get(const PoolKey& key, int size) {
 }
 
 PoolShard::PoolShard(Worker& worker, PoolKey key, std::shared_ptr<const config::Config> config,
-                     const config::Database& db, const config::User& user, std::shared_ptr<PoolLimits> limits)
+                     const config::Database& db, const config::User& user, const config::ServerAddress& server,
+                     std::shared_ptr<PoolLimits> limits)
     : worker_(worker), key_(std::move(key)), db_(db), config_(std::move(config)), limits_(std::move(limits)) {
   // DESIGN: a URL that names a user forces that login for every client of the entry.
-  const config::ServerAddress& a = db.primary;
+  const config::ServerAddress& a = server;
   target_.host = a.host;
   target_.port = a.port;
   target_.database = a.dbname.empty() ? db.name : a.dbname;
@@ -188,6 +189,8 @@ void PoolShard::remove_idle(ServerConn& server) {
 void PoolShard::on_server_failed(ServerConn& server, const protocol::ErrorFields& why) {
   remove_idle(server);
   last_failure_ = worker_.now();
+  // Refused, timed out or shutting down: tell the health monitor now, not at the next probe.
+  if (why.sqlstate.rfind("08", 0) == 0 || why.sqlstate.rfind("57P", 0) == 0) worker_.app().suspect(key_.server);
   // Waiters fail only when nothing else could serve them soon: no server is busy (and so
   // about to come back) on this worker.
   if (active_count() == 0) {
@@ -267,6 +270,12 @@ void PoolShard::tick(std::chrono::steady_clock::time_point now) {
     int missing = cfg.min_idle - static_cast<int>(idle_.size()) - connecting_count();
     while (missing-- > 0 && limits_->try_reserve()) spawn_server();
   }
+}
+
+void PoolShard::close_idle() {
+  std::vector<ServerConn*> idle;
+  idle.swap(idle_);
+  for (ServerConn* s : idle) s->close("no longer a target of its database");
 }
 
 void PoolShard::close_all() {

@@ -30,7 +30,12 @@ class Worker;
 struct PoolKey {
   std::string database;  // the [[databases]] name
   std::string user;      // the client's user
-  bool operator<(const PoolKey& o) const { return database != o.database ? database < o.database : user < o.user; }
+  std::string server;    // server_key() of the server the pool connects to
+  bool operator<(const PoolKey& o) const {
+    if (database != o.database) return database < o.database;
+    if (user != o.user) return user < o.user;
+    return server < o.server;
+  }
 };
 
 // Shared by every worker's shard of one pool.
@@ -59,6 +64,11 @@ class PoolLimits {
 class PoolRegistry {
  public:
   std::shared_ptr<PoolLimits> get(const PoolKey& key, int size);
+  template <typename F>
+  void for_each(F&& f) {
+    std::lock_guard lock(mu_);
+    for (auto& [key, limits] : pools_) f(key, *limits);
+  }
 
  private:
   std::mutex mu_;
@@ -74,7 +84,7 @@ enum class ReleaseKind {
 class PoolShard {
  public:
   PoolShard(Worker& worker, PoolKey key, std::shared_ptr<const config::Config> config, const config::Database& db,
-            const config::User& user, std::shared_ptr<PoolLimits> limits);
+            const config::User& user, const config::ServerAddress& server, std::shared_ptr<PoolLimits> limits);
   PoolShard(const PoolShard&) = delete;
   PoolShard& operator=(const PoolShard&) = delete;
   ~PoolShard();
@@ -102,6 +112,7 @@ class PoolShard {
   void on_slot_freed();         // another worker closed a server of this pool
   void on_server_wanted();      // another worker has waiters: give back an idle slot
   void close_all();             // shutdown
+  void close_idle();            // the server is no longer a target (switchover)
 
   int idle_count() const { return static_cast<int>(idle_.size()); }
   int active_count() const;

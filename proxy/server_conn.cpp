@@ -15,6 +15,7 @@
 #include "proxy/pool.h"
 #include "proxy/server_address.h"
 #include "proxy/worker.h"
+#include "proxy/app.h"
 
 namespace pgsidecar::proxy {
 
@@ -51,6 +52,13 @@ bool inspected(char t) {
     default:
       return false;
   }
+}
+
+// admin_shutdown, crash_shutdown, cannot_connect_now: the server is stopping or starting.
+bool server_is_going_away(std::span<const std::byte> error_body) {
+  protocol::ErrorFields e;
+  if (!protocol::parse_error_response(error_body, e)) return false;
+  return e.sqlstate == "57P01" || e.sqlstate == "57P02" || e.sqlstate == "57P03";
 }
 
 }  // namespace
@@ -211,6 +219,8 @@ void ServerConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
                                             "server closed the connection during login"));
       return;
     }
+    // Passive health detection: a lost server connection triggers an immediate probe.
+    self->worker_.app().suspect(self->pool_.key().server);
     self->close(nread == UV_EOF ? "server closed the connection" : uv_strerror(static_cast<int>(nread)));
     return;
   }
@@ -379,10 +389,17 @@ void ServerConn::make_idle() {
 void ServerConn::activate(ClientSession& session) {
   set_state(ServerState::Active, "leased");
   session_ = &session;
+  response_started_ = false;
   if (last_session_ != session.id()) last_session_ = session.id();
 }
 
 void ServerConn::detach() { session_ = nullptr; }
+
+void ServerConn::note_response_started() {
+  if (response_started_) return;
+  response_started_ = true;
+  session_->on_response_started();
+}
 
 void ServerConn::start_reset(std::string_view sql) {
   set_state(ServerState::Resetting, "reset");
@@ -469,6 +486,9 @@ bool ServerConn::process_forwarding() {
         continue;
       }
       if (forward_.empty()) forward_dest_ = session_->stream();
+      // A notice (the WARNING of an immediate shutdown, say) does not make the request
+      // unrepeatable: a replay elsewhere gives the client the same answer.
+      if (h.tag != tag(BackendTag::NoticeResponse)) note_response_started();
       const std::size_t n = std::min(h.total_size(), in.size());
       forward_.add_input(input_.read_pos(), n);
       input_.consume(n);
@@ -513,6 +533,12 @@ bool ServerConn::process_forwarding() {
               .kv("error", e.message);
         }
         if (forward) session_->note_copy_in(false);
+        if (server_is_going_away(body)) {
+          worker_.app().suspect(pool_.key().server);
+          // The connection is ending: keep the error from a client whose request will be
+          // replayed on another server once the connection closes.
+          if (forward && !response_started_ && session_->replay_possible()) forward = false;
+        }
         break;
       }
       case tag(BackendTag::ParseComplete):
@@ -543,6 +569,7 @@ bool ServerConn::process_forwarding() {
     }
     if (forward) {
       if (forward_.empty()) forward_dest_ = session_->stream();
+      note_response_started();
       forward_.add_input(input_.read_pos(), h.total_size());
     }
     input_.consume(h.total_size());

@@ -94,7 +94,7 @@ class ServerConn {
   void fail_login(const protocol::ErrorFields& why);
   void send_own(std::vector<std::byte> bytes);
   void flush_forward();
-  void after_ready_for_query();
+  void note_response_started();
   void maybe_free();
 
   Worker& worker_;
@@ -129,6 +129,7 @@ class ServerConn {
   ServerStatements statements_;
   ResponseExpectations expectations_;
   uint64_t defaults_fp_ = 0;
+  bool response_started_ = false;  // a byte went to the leasing session's client
   bool dirty_ = false;  // a session-level SET/RESET ran: another client must not inherit it
   std::chrono::steady_clock::time_point created_at_;
   std::chrono::steady_clock::time_point idle_since_;

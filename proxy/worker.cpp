@@ -81,10 +81,53 @@ void Worker::stop_on_loop() {
   // uv_run returns once the remaining handles have closed.
 }
 
+void Worker::set_topology(std::shared_ptr<const TopologySnapshot> snapshot) {
+  topology_ = std::move(snapshot);
+  // Idle connections to a server that no database entry uses any more are closed.
+  for (auto& [key, pool] : pools_) {
+    const DatabaseTopology* t = topology_->find(key.database);
+    bool used = false;
+    if (t != nullptr)
+      for (const auto& s : t->servers) used = used || s.key == key.server;
+    if (!used) pool->close_idle();
+  }
+  std::vector<RouteWaiter> waiters;
+  waiters.swap(route_waiters_);
+  for (const RouteWaiter& w : waiters)
+    if (ClientSession* s = find_session(w.session)) s->retry_route();
+}
+
+void Worker::wait_for_route(SessionId id, std::chrono::steady_clock::time_point deadline) {
+  route_waiters_.push_back(RouteWaiter{id, deadline});
+}
+
+void Worker::cancel_route_wait(SessionId id) {
+  for (auto it = route_waiters_.begin(); it != route_waiters_.end(); ++it)
+    if (it->session == id) {
+      route_waiters_.erase(it);
+      return;
+    }
+}
+
+void Worker::expire_route_waiters(std::chrono::steady_clock::time_point now) {
+  std::vector<SessionId> expired;
+  for (auto it = route_waiters_.begin(); it != route_waiters_.end();) {
+    if (it->deadline <= now) {
+      expired.push_back(it->session);
+      it = route_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (SessionId id : expired)
+    if (ClientSession* s = find_session(id)) s->route_wait_expired();
+}
+
 void Worker::on_tick(uv_timer_t* t) {
   auto* self = static_cast<Worker*>(t->data);
   const auto now = self->now();
   for (auto& [key, pool] : self->pools_) pool->tick(now);
+  self->expire_route_waiters(now);
   static thread_local int counter = 0;
   if (++counter % 10 != 0) return;  // client idle checks once a second
   std::vector<ClientSession*> expired;
@@ -126,12 +169,12 @@ ClientSession* Worker::find_session_by_pid(int32_t virtual_pid) {
   return it == by_pid_.end() ? nullptr : it->second;
 }
 
-PoolShard& Worker::pool_for(const config::Database& db, const config::User& user) {
-  PoolKey key{db.name, user.name};
+PoolShard& Worker::pool_for(const config::Database& db, const config::User& user, const config::ServerAddress& server) {
+  PoolKey key{db.name, user.name, server_key(server)};
   auto it = pools_.find(key);
   if (it != pools_.end()) return *it->second;
   auto limits = app_.pools().get(key, db.pool.size);
-  auto shard = std::make_unique<PoolShard>(*this, key, config_, db, user, std::move(limits));
+  auto shard = std::make_unique<PoolShard>(*this, key, config_, db, user, server, std::move(limits));
   PoolShard& ref = *shard;
   pools_.emplace(std::move(key), std::move(shard));
   return ref;

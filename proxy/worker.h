@@ -17,9 +17,11 @@
 
 #include "config/schema.h"
 #include "protocol/scram.h"
+#include "proxy/classify_cache.h"
 #include "proxy/ids.h"
 #include "proxy/input_buffer.h"
 #include "proxy/pool.h"
+#include "proxy/topology.h"
 #include "proxy/uv/mailbox.h"
 
 namespace pgsidecar::proxy {
@@ -49,14 +51,29 @@ class Worker {
   BufferPool& buffers() { return buffers_; }
   const config::Config& config() const { return *config_; }
   std::mt19937_64& rng() { return rng_; }
+  ClassificationCache& classifier() { return classifier_; }
   std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
 
   void accept_client(uv_stream_t* listener, bool is_tcp);
   void forget_session(ClientSession* session);  // frees it
   ClientSession* find_session(SessionId id);
   ClientSession* find_session_by_pid(int32_t virtual_pid);
-  PoolShard& pool_for(const config::Database& db, const config::User& user);
+  PoolShard& pool_for(const config::Database& db, const config::User& user, const config::ServerAddress& server);
   PoolShard* find_pool(const PoolKey& key);
+  template <typename F>
+  void for_each_pool(F&& f) {
+    for (auto& [key, pool] : pools_) f(*pool);
+  }
+
+  // The latest health snapshot; sessions route each transaction with it.
+  const TopologySnapshot& topology() const { return *topology_; }
+  void set_topology(std::shared_ptr<const TopologySnapshot> snapshot);
+  void set_config(std::shared_ptr<const config::Config> config) { config_ = std::move(config); }
+  std::shared_ptr<const config::Config> config_ptr() const { return config_; }
+  // A session whose transaction cannot be routed now (primary down, switchover) waits until
+  // `deadline`; it is asked to route again at every new snapshot.
+  void wait_for_route(SessionId id, std::chrono::steady_clock::time_point deadline);
+  void cancel_route_wait(SessionId id);
 
   // SCRAM verifiers of users configured with plain-text passwords, made once per worker.
   const protocol::ScramVerifier& scram_verifier_for(const config::User& user);
@@ -79,12 +96,20 @@ class Worker {
   std::thread thread_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   BufferPool buffers_;
+  ClassificationCache classifier_;
   std::mt19937_64 rng_;
   SessionId next_session_ = 1;
   uint32_t next_pid_ = 1;
   std::unordered_map<SessionId, std::unique_ptr<ClientSession>> sessions_;
   std::unordered_map<int32_t, ClientSession*> by_pid_;
   std::map<PoolKey, std::unique_ptr<PoolShard>> pools_;
+  std::shared_ptr<const TopologySnapshot> topology_ = std::make_shared<TopologySnapshot>();
+  struct RouteWaiter {
+    SessionId session;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::vector<RouteWaiter> route_waiters_;
+  void expire_route_waiters(std::chrono::steady_clock::time_point now);
   std::map<std::string, protocol::ScramVerifier> verifiers_;
   std::vector<std::byte> mock_secret_;
   bool stopping_ = false;

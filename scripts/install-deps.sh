@@ -11,7 +11,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config clang
-  libuv1-dev libpq-dev libssl-dev libtomlplusplus-dev doctest-dev libpg-query-dev
+  libuv1-dev libpq-dev libssl-dev libtomlplusplus-dev doctest-dev libpg-query-dev libsimdjson-dev
   postgresql-15 postgresql-client-15 pgbouncer
   python3 python3-psycopg python3-psycopg2 python3-asyncpg
   libpostgresql-jdbc-java default-jdk-headless

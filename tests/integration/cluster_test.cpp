@@ -174,6 +174,14 @@ TEST_CASE("the test helpers bound every wait") {
     REQUIRE_MESSAGE(copy.ok, copy.describe());
     CHECK(copy.command_tag == "COPY 2");
     CHECK(copy.rows == std::vector<std::vector<std::string>>{{"a"}, {"b"}});
+
+    REQUIRE(c.exec("CREATE TEMP TABLE copy_target (x int)").ok);
+    const QueryResult copy_in = c.exec("COPY copy_target FROM STDIN");
+    CHECK_FALSE(copy_in.ok);
+    CHECK_FALSE(copy_in.timed_out);
+    CHECK_MESSAGE(copy_in.message.find("not supported by the test helper") != std::string::npos,
+                  copy_in.describe());
+    CHECK(c.exec("SELECT 5").value() == "5");
   }
 
   SUBCASE("a server that goes away mid-session gives 08006 or its own FATAL") {

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Runs the whole benchmark in one go (about 9 minutes on 2 cores, plus the build when the
+# binary is missing):
+#   - builds the Release pgsidecar when $PGSIDECAR_BIN (default build/pgsidecar) is missing
+#   - starts a PostgreSQL 15 primary with tests/support/cluster.sh (always stopped again)
+#   - pgbench select-only and TPC-B-like, -M simple / extended / prepared, at 1, 50 and
+#     500 clients: direct, through pgsidecar and through PgBouncer (pool of 20 each)
+#   - 5,000 idle authenticated clients through each proxy: memory per client
+#   - a client reading a 1 GB result slowly through each proxy: the proxy's peak RSS
+# Prints markdown tables at the end; CSV files go to bench/results/<UTC time>/.
+#
+#   bench/run.sh [--duration SECONDS] [--clients 1,50,500] [--workloads select-only,tpcb-like]
+#                [--modes simple,extended,prepared] [--idle-clients N] [--slow-seconds S]
+#                [--skip points,idle,slow]
+#
+# Environment: PGSIDECAR_BIN (the binary to test), BUILD_DIR (where to build it when
+# missing; default build), JOBS (make -j; default 2).
+set -euo pipefail
+
+root=$(cd "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+build_dir=${BUILD_DIR:-$root/build}
+binary=${PGSIDECAR_BIN:-$build_dir/pgsidecar}
+python=/usr/bin/python3
+
+die() { echo "bench/run.sh: $*" >&2; exit 1; }
+
+for tool in pgbench pgbouncer cmake make; do
+  command -v "$tool" >/dev/null || die "$tool not found: run scripts/install-deps.sh"
+done
+"$python" -c 'import psycopg2' 2>/dev/null || die "$python cannot import psycopg2 (apt-get install python3-psycopg2)"
+
+if [[ ! -x $binary ]]; then
+  echo "bench/run.sh: $binary is missing; building the Release binary in $build_dir"
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  make -C "$build_dir" -j "${JOBS:-2}" pgsidecar >/dev/null
+  [[ -x $binary ]] || die "the build did not produce $binary"
+fi
+binary=$(realpath -- "$binary")
+
+# 5,000 idle clients hold 5,000 sockets in the client and in the proxy (and PgBouncer is
+# configured for max_client_conn = 6000); every child inherits this limit.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+if (($(ulimit -n) < 12000)); then
+  echo "bench/run.sh: warning: only $(ulimit -n) file descriptors; the idle-clients test needs about 12000" >&2
+fi
+
+workdir=$(mktemp -d /tmp/pgsidecar-bench.XXXXXX)
+chmod 755 "$workdir"  # the servers and PgBouncer run as an unprivileged user when we are root
+cluster_dir=$workdir/cluster
+results_dir=$root/bench/results/$(date -u +%Y%m%d-%H%M%S)
+
+# shellcheck disable=SC2317  # called from the traps
+cleanup() {
+  local pid dir
+  # Proxies left behind by an interrupted run: each line is "PID DIR"; a PID is only
+  # signalled while its command line still names that run's directory.
+  if [[ -f $workdir/proxy-pids ]]; then
+    while read -r pid dir; do
+      if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$dir"; then
+        kill -TERM "$pid" 2>/dev/null || true
+      fi
+    done <"$workdir/proxy-pids"
+  fi
+  bash "$root/tests/support/cluster.sh" stop "$cluster_dir" >/dev/null 2>&1 || true
+  rm -rf -- "$workdir"
+}
+trap 'cleanup; trap - EXIT; exit 130' INT
+trap 'cleanup; trap - EXIT; exit 143' TERM
+trap cleanup EXIT
+
+echo "bench/run.sh: starting the PostgreSQL cluster in $cluster_dir"
+bash "$root/tests/support/cluster.sh" start "$cluster_dir"
+
+status=0
+"$python" "$root/bench/lib/bench.py" --cluster-dir "$cluster_dir" --workdir "$workdir" \
+  --results-dir "$results_dir" --pgsidecar "$binary" "$@" || status=$?
+exit "$status"

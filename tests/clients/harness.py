@@ -1,0 +1,340 @@
+"""Shared helpers for the client-library tests (Debian's /usr/bin/python3, stdlib only).
+
+The ctest fixture starts one PostgreSQL primary + replica per run and names its env file
+in PGSIDECAR_CLUSTER_ENV; PGSIDECAR_BINARY is the built proxy. A test starts its own
+proxy in front of the primary:
+
+    with Proxy(mode="transaction", pool_size=10) as p:
+        psycopg.connect(p.dsn)      # or p.env for libpq-style environment variables
+
+and leaves the block with the proxy stopped (SIGTERM, SIGKILL after 10 s). A test that
+raises inside the block gets the tail of the proxy's stderr printed; a proxy that died
+during the test, or did not exit 0 on SIGTERM, fails the test.
+
+Tests are plain scripts: run_modes(body) runs body(mode) for the pool mode(s) named on
+the command line (default: both) and exits non-zero on the first failure.
+"""
+
+import errno
+import os
+import random
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+
+MODES = ("transaction", "session")
+PORT_RANGE = (20000, 32000)  # below the kernel's ephemeral range (32768+)
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def expect(condition, message):
+    """assert that survives python -O, with a message that says what went wrong."""
+    if not condition:
+        raise TestFailure(message)
+
+
+def expect_equal(actual, expected, what):
+    if actual != expected:
+        raise TestFailure(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def _require_env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise TestFailure(f"{name} is not set: run this test through ctest "
+                          f"(ctest -R client), which starts the cluster and sets it")
+    return value
+
+
+class ClusterEnv:
+    """The values of the env file written by tests/support/cluster.sh."""
+
+    def __init__(self, path=None):
+        path = path or _require_env("PGSIDECAR_CLUSTER_ENV")
+        self.values = {}
+        try:
+            with open(path, encoding="utf-8") as f:
+                for line in f:
+                    line = line.strip()
+                    if not line or line.startswith("#") or "=" not in line:
+                        continue
+                    key, raw = line.split("=", 1)
+                    # cluster.sh writes values with printf %q: shell-quoted.
+                    parts = shlex.split(raw) if raw else [""]
+                    self.values[key] = parts[0] if parts else ""
+        except OSError as e:
+            raise TestFailure(f"cannot read the cluster env file {path}: {e}") from e
+        for key in ("PRIMARY_PORT", "REPLICA_PORT", "APP_USER", "APP_PASSWORD", "DATABASE"):
+            expect(key in self.values, f"{path} has no {key}")
+        self.host = self.values.get("PGHOST", "127.0.0.1")
+        self.primary_port = int(self.values["PRIMARY_PORT"])
+        self.replica_port = int(self.values["REPLICA_PORT"])
+        self.user = self.values["APP_USER"]
+        self.password = self.values["APP_PASSWORD"]
+        self.database = self.values["DATABASE"]
+        self.superuser = self.values.get("SUPERUSER", "")
+        self.superuser_password = self.values.get("SUPERUSER_PASSWORD", "")
+
+
+_cluster = None
+
+
+def cluster():
+    global _cluster
+    if _cluster is None:
+        _cluster = ClusterEnv()
+    return _cluster
+
+
+def libpq_url(host, port, user, password, database, **params):
+    q = urllib.parse.quote
+    url = f"postgresql://{q(user, safe='')}:{q(password, safe='')}@{host}:{port}/{q(database, safe='')}"
+    params.setdefault("sslmode", "disable")
+    return url + "?" + urllib.parse.urlencode(params)
+
+
+def direct(superuser=False, database=None):
+    """libpq URL of the primary itself, bypassing the proxy (for setup and checks)."""
+    c = cluster()
+    user, password = (c.superuser, c.superuser_password) if superuser else (c.user, c.password)
+    return libpq_url(c.host, c.primary_port, user, password, database or c.database)
+
+
+def _port_free(port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            # No SO_REUSEADDR: a port still in TIME_WAIT counts as taken.
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(avoid=()):
+    for _ in range(1000):
+        port = random.randint(*PORT_RANGE)
+        if port not in avoid and _port_free(port):
+            return port
+    raise TestFailure(f"no free port in {PORT_RANGE[0]}..{PORT_RANGE[1]}")
+
+
+def _connects(port, timeout=0.2):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _toml_string(s):
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Proxy:
+    """A pgsidecar child process in front of the test cluster's primary."""
+
+    def __init__(self, mode="transaction", pool_size=10, workers=2, extra_toml="",
+                 ready_timeout=15.0):
+        expect(mode in MODES, f"unknown pool mode {mode!r}")
+        self.mode = mode
+        self.pool_size = pool_size
+        self.workers = workers
+        self.extra_toml = extra_toml
+        self.ready_timeout = ready_timeout
+        self.binary = _require_env("PGSIDECAR_BINARY")
+        self.cluster = cluster()
+        self.port = None
+        self.process = None
+        self.dir = None
+        self._stderr = None
+
+    # --- what tests use -------------------------------------------------------------
+
+    @property
+    def dsn(self):
+        c = self.cluster
+        return libpq_url("127.0.0.1", self.port, c.user, c.password, c.database)
+
+    @property
+    def env(self):
+        """os.environ plus the libpq variables that point a client at the proxy."""
+        c = self.cluster
+        env = dict(os.environ)
+        env.update(PGHOST="127.0.0.1", PGPORT=str(self.port), PGUSER=c.user,
+                   PGPASSWORD=c.password, PGDATABASE=c.database, PGSSLMODE="disable")
+        return env
+
+    def stderr_tail(self, lines=60):
+        path = os.path.join(self.dir, "stderr.log") if self.dir else None
+        if not path or not os.path.exists(path):
+            return "(no proxy output)"
+        with open(path, encoding="utf-8", errors="replace") as f:
+            tail = f.readlines()[-lines:]
+        return "".join(tail) or "(no proxy output)"
+
+    def alive(self):
+        return self.process is not None and self.process.poll() is None
+
+    def expect_alive(self):
+        if not self.alive():
+            raise TestFailure(f"pgsidecar exited during the test with status "
+                              f"{self.process.returncode}")
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def config_text(self):
+        c = self.cluster
+        primary = f"postgres://127.0.0.1:{c.primary_port}/{c.database}"
+        return "\n".join([
+            "[listen]",
+            'address = "127.0.0.1"',
+            f"port = {self.port}",
+            f"workers = {self.workers}",
+            "",
+            "[pool_defaults]",
+            f"mode = {_toml_string(self.mode)}",
+            f"size = {self.pool_size}",
+            "",
+            "[[users]]",
+            f"name = {_toml_string(c.user)}",
+            f"password = {_toml_string(c.password)}",
+            "",
+            "[[databases]]",
+            f"name = {_toml_string(c.database)}",
+            f"primary = {_toml_string(primary)}",
+            # Plain keys here override the entry's pool settings; a [table] starts a section.
+            self.extra_toml,
+            "",
+        ])
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="pgsidecar-client-")
+        last_error = None
+        for _attempt in range(5):
+            self.port = pick_port(avoid=(self.cluster.primary_port, self.cluster.replica_port))
+            config_path = os.path.join(self.dir, "pgsidecar.toml")
+            with open(config_path, "w", encoding="utf-8") as f:
+                f.write(self.config_text())
+            self._stderr = open(os.path.join(self.dir, "stderr.log"), "ab")
+            self.process = subprocess.Popen([self.binary, "--config", config_path],
+                                            stdin=subprocess.DEVNULL, stdout=self._stderr,
+                                            stderr=self._stderr, cwd=self.dir)
+            deadline = time.monotonic() + self.ready_timeout
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    break
+                if _connects(self.port):
+                    log(f"pgsidecar pid {self.process.pid} listening on 127.0.0.1:{self.port} "
+                        f"(mode={self.mode}, size={self.pool_size}, workers={self.workers})")
+                    return self
+                time.sleep(0.02)
+            tail = self.stderr_tail()
+            if self.process.poll() is None:
+                self._stop()
+                raise TestFailure(f"pgsidecar did not listen on {self.port} within "
+                                  f"{self.ready_timeout}s; its output:\n{tail}")
+            last_error = f"pgsidecar exited with {self.process.returncode}; its output:\n{tail}"
+            self._stderr.close()
+            # Another process may have taken the port between the check and the bind.
+            if "address already in use" not in tail.lower():
+                break
+        self._cleanup(keep=True)
+        raise TestFailure(last_error)
+
+    def _stop(self, grace=10.0):
+        """SIGTERM, then SIGKILL after grace; returns the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+                return "killed after not exiting within %.0f s of SIGTERM" % grace
+        return self.process.returncode
+
+    def _cleanup(self, keep):
+        if self._stderr:
+            self._stderr.close()
+        if keep or os.environ.get("PGSIDECAR_KEEP_TMP"):
+            log(f"proxy files kept in {self.dir}")
+            return
+        for name in os.listdir(self.dir):
+            os.unlink(os.path.join(self.dir, name))
+        os.rmdir(self.dir)
+
+    def __exit__(self, exc_type, exc, tb):
+        died = self.process.poll() is not None
+        status = self._stop()
+        problem = None
+        if died:
+            problem = f"pgsidecar exited during the test with status {status}"
+        elif status != 0:
+            problem = f"pgsidecar did not exit cleanly on SIGTERM: {status}"
+        failed = exc_type is not None or problem is not None
+        if failed:
+            sys.stdout.flush()
+            if problem:
+                sys.stderr.write(problem + "\n")
+            sys.stderr.write(f"----- last lines of pgsidecar (port {self.port}) output -----\n"
+                             f"{self.stderr_tail()}-----\n")
+            sys.stderr.flush()
+        self._cleanup(keep=failed)
+        if problem and exc_type is None:
+            raise TestFailure(problem)
+        return False
+
+
+def unique_name(prefix):
+    """A table name no concurrent test (or the other pool mode) uses."""
+    return f"{prefix}_{os.getpid()}_{random.randrange(1 << 30):x}"
+
+
+def run_modes(body, argv=None):
+    """Runs body(mode) for each pool mode named in argv (default both); exits 0 or 1."""
+    argv = sys.argv[1:] if argv is None else argv
+    modes = argv or list(MODES)
+    for mode in modes:
+        if mode not in MODES:
+            sys.stderr.write(f"usage: {sys.argv[0]} [{'|'.join(MODES)}]...\n")
+            sys.exit(2)
+    start = time.monotonic()
+    for mode in modes:
+        log(f"=== {os.path.basename(sys.argv[0])}: {mode} mode ===")
+        t0 = time.monotonic()
+        try:
+            body(mode)
+        except Exception:  # every failure, whatever the library raised
+            traceback.print_exc()
+            log(f"FAILED in {mode} mode after {time.monotonic() - t0:.1f}s")
+            sys.exit(1)
+        log(f"passed in {mode} mode ({time.monotonic() - t0:.1f}s)")
+    log(f"all passed ({time.monotonic() - start:.1f}s)")
+    sys.exit(0)
+
+
+def run_child(cmd, env, timeout, what):
+    """Runs a client program (node, java...) to completion; its output goes to ours."""
+    log(f"running {what}: {' '.join(shlex.quote(c) for c in cmd)}")
+    try:
+        result = subprocess.run(cmd, env=env, timeout=timeout, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        raise TestFailure(f"{what} did not finish within {timeout}s") from e
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            raise TestFailure(f"{cmd[0]} not found: run scripts/install-deps.sh") from e
+        raise
+    expect(result.returncode == 0, f"{what} failed with exit status {result.returncode}")

@@ -1,0 +1,42 @@
+// libFuzzer target for the read-only statement classifier: any bytes as a Query string.
+// Checks that nothing crashes, that the cache agrees with a fresh classification, and that
+// the verdict cannot be turned into Read by text the server would never see.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "proxy/classify.h"
+#include "proxy/classify_cache.h"
+
+using pgsidecar::proxy::Classification;
+using pgsidecar::proxy::ClassificationCache;
+using pgsidecar::proxy::classify_sql;
+using pgsidecar::proxy::StatementKind;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string_view sql(reinterpret_cast<const char*>(data), size);
+  const Classification direct = classify_sql(sql);
+  if (direct.reason.empty()) std::abort();
+
+  // Small, so eviction runs often across inputs.
+  static ClassificationCache cache(8, 256);
+  if (!(cache.classify(sql) == direct)) std::abort();
+  if (!(cache.classify(sql) == direct)) std::abort();  // a hit when kept
+
+  // The same text followed by a NUL and a write must never come out Read.
+  std::string with_nul(sql);
+  with_nul += '\0';
+  with_nul += "select 1";
+  if (classify_sql(with_nul).kind != StatementKind::Write) std::abort();
+
+  // A Read string followed by a data-modifying statement is a Write. (Only when the input
+  // ends cleanly: an open comment or string would swallow the suffix.)
+  if (direct.kind == StatementKind::Read && classify_sql(std::string(sql) + ";").kind ==
+                                                StatementKind::Read) {
+    const Classification appended = classify_sql(std::string(sql) + ";\ndelete from t");
+    if (appended.kind != StatementKind::Write) std::abort();
+  }
+  return 0;
+}
