@@ -25,18 +25,19 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!(cache.classify(sql) == direct)) std::abort();
   if (!(cache.classify(sql) == direct)) std::abort();  // a hit when kept
 
-  // The same text followed by a NUL and a write must never come out Read.
+  // Text with a NUL in it is never Read, whatever surrounds the NUL.
   std::string with_nul(sql);
   with_nul += '\0';
   with_nul += "select 1";
   if (classify_sql(with_nul).kind != StatementKind::Write) std::abort();
 
-  // A Read string followed by a data-modifying statement is a Write. (Only when the input
-  // ends cleanly: an open comment or string would swallow the suffix.)
-  if (direct.kind == StatementKind::Read && classify_sql(std::string(sql) + ";").kind ==
-                                                StatementKind::Read) {
-    const Classification appended = classify_sql(std::string(sql) + ";\ndelete from t");
-    if (appended.kind != StatementKind::Write) std::abort();
+  // A Read string followed by a data-modifying statement is a Write. The newline ends a
+  // trailing -- comment; checking `sql` + "\n;" first skips inputs that end inside a
+  // string or block comment, which would swallow the suffix.
+  if (direct.kind == StatementKind::Read &&
+      classify_sql(std::string(sql) + "\n;").kind == StatementKind::Read) {
+    if (classify_sql(std::string(sql) + "\n;delete from t").kind != StatementKind::Write)
+      std::abort();
   }
   return 0;
 }
