@@ -14,7 +14,8 @@
 #                [--skip points,idle,slow]
 #
 # Environment: PGSIDECAR_BIN (the binary to test), BUILD_DIR (where to build it when
-# missing; default build), JOBS (make -j; default 2).
+# missing; default build), REBUILD=1 (run make even when the binary exists), JOBS (make -j;
+# default 2).
 set -euo pipefail
 
 root=$(cd "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,21 +28,24 @@ die() { echo "bench/run.sh: $*" >&2; exit 1; }
 for tool in pgbench pgbouncer cmake make; do
   command -v "$tool" >/dev/null || die "$tool not found: run scripts/install-deps.sh"
 done
-"$python" -c 'import psycopg2' 2>/dev/null || die "$python cannot import psycopg2 (apt-get install python3-psycopg2)"
+"$python" -c 'import psycopg2' 2>/dev/null ||
+  die "$python cannot import psycopg2 (apt-get install python3-psycopg2)"
 
-if [[ ! -x $binary ]]; then
-  echo "bench/run.sh: $binary is missing; building the Release binary in $build_dir"
+if [[ ! -x $binary || ${REBUILD:-0} == 1 ]]; then
+  echo "bench/run.sh: building the Release binary in $build_dir"
   cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
   make -C "$build_dir" -j "${JOBS:-2}" pgsidecar >/dev/null
   [[ -x $binary ]] || die "the build did not produce $binary"
 fi
 binary=$(realpath -- "$binary")
+echo "bench/run.sh: testing $binary (built $(date -u -r "$binary" '+%Y-%m-%d %H:%M UTC'))"
 
 # 5,000 idle clients hold 5,000 sockets in the client and in the proxy (and PgBouncer is
 # configured for max_client_conn = 6000); every child inherits this limit.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-if (($(ulimit -n) < 12000)); then
-  echo "bench/run.sh: warning: only $(ulimit -n) file descriptors; the idle-clients test needs about 12000" >&2
+if (($(ulimit -n) < 8000)); then
+  echo "bench/run.sh: warning: only $(ulimit -n) file descriptors per process;" \
+    "the idle-clients test needs about 6100" >&2
 fi
 
 workdir=$(mktemp -d /tmp/pgsidecar-bench.XXXXXX)

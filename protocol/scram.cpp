@@ -5,6 +5,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <charconv>
 #include <climits>
 #include <cstring>
@@ -118,6 +119,28 @@ DerivedKeys derive_keys(std::string_view password, std::span<const unsigned char
   keys.stored_key = sha256(keys.client_key);
   keys.server_key = hmac_sha256(salted, "Server Key");
   OPENSSL_cleanse(salted.data(), salted.size());
+  return keys;
+}
+
+// A pooler logs into the same server role again and again, and the server answers with
+// the same salt and iteration count each time: remember the derived keys instead of
+// paying PBKDF2's thousands of HMACs (milliseconds of CPU) per server connection.
+DerivedKeys derive_keys_cached(std::string_view password, std::span<const unsigned char> salt, int iterations) {
+  struct Entry {
+    std::string password;
+    std::vector<unsigned char> salt;
+    int iterations;
+    DerivedKeys keys;
+  };
+  constexpr std::size_t kEntries = 16;
+  thread_local std::vector<Entry> cache;
+  for (const Entry& e : cache)
+    if (e.iterations == iterations && e.password == password &&
+        std::equal(e.salt.begin(), e.salt.end(), salt.begin(), salt.end()))
+      return e.keys;
+  DerivedKeys keys = derive_keys(password, salt, iterations);
+  if (cache.size() >= kEntries) cache.erase(cache.begin());
+  cache.push_back(Entry{std::string(password), std::vector<unsigned char>(salt.begin(), salt.end()), iterations, keys});
   return keys;
 }
 
@@ -549,7 +572,7 @@ bool ScramClient::handle_server_first(std::string_view server_first, std::string
   ServerFirstMessage message;
   if (!parse_server_first(server_first, client_nonce_, message, error)) return false;
 
-  DerivedKeys keys = derive_keys(password_, message.salt, message.iterations);
+  DerivedKeys keys = derive_keys_cached(password_, message.salt, message.iterations);
   OPENSSL_cleanse(password_.data(), password_.size());
   password_.clear();
 

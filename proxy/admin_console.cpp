@@ -126,7 +126,10 @@ void show_databases(Worker& worker, std::vector<std::byte>& out) {
   std::vector<Row> rows;
   for (const auto& db : worker.config().databases) {
     std::string replicas;
-    for (const auto& r : db.replicas) replicas += (replicas.empty() ? "" : ",") + config::redacted_url(r);
+    for (const auto& r : db.replicas) {
+      if (!replicas.empty()) replicas.push_back(',');
+      replicas.append(config::redacted_url(r));
+    }
     rows.push_back(Row{db.name, config::redacted_url(db.primary), replicas, std::string(config::to_string(db.reads)),
                        std::string(config::to_string(db.on_primary_down)), std::string(config::to_string(db.pool.mode)),
                        std::to_string(db.pool.size)});

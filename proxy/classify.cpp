@@ -8,9 +8,10 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
-#include <span>
 #include <string>
 #include <utility>
+
+#include "proxy/classify_functions.h"
 
 namespace pgsidecar::proxy {
 namespace {
@@ -18,131 +19,6 @@ namespace {
 using simdjson::dom::array;
 using simdjson::dom::element;
 using simdjson::dom::object;
-
-// Built-in functions (pg_catalog, PostgreSQL 15) that neither write, lock, change session
-// state, nor fail on a hot standby. A call to any other function makes a statement a
-// write: PostgreSQL cannot tell what a user-defined function does. Sorted for
-// binary search; docs/classifier.md lists them by family.
-constexpr std::array kReadOnlyFunctions = std::to_array<std::string_view>({
-    "abbrev", "abs", "acos", "acosd", "acosh", "age", "array_agg", "array_append",
-    "array_cat", "array_dims", "array_fill", "array_length", "array_lower", "array_ndims",
-    "array_position", "array_positions", "array_prepend", "array_remove", "array_replace",
-    "array_to_json", "array_to_string", "array_to_tsvector", "array_upper", "ascii",
-    "asin", "asind", "asinh", "atan", "atan2", "atan2d", "atand", "atanh", "avg",
-    "bit_and", "bit_count", "bit_length", "bit_or", "bit_xor", "bool", "bool_and",
-    "bool_or", "broadcast", "btrim", "cardinality", "cbrt", "ceil", "ceiling",
-    "char_length", "character_length", "chr", "cidr", "clock_timestamp", "col_description",
-    "concat", "concat_ws", "convert", "convert_from", "convert_to", "corr", "cos", "cosd",
-    "cosh", "cot", "cotd", "count", "covar_pop", "covar_samp", "cume_dist",
-    "current_database", "current_query", "current_schema", "current_schemas",
-    "current_setting", "currval", "date", "date_bin", "date_part", "date_trunc",
-    "daterange", "decode", "degrees", "dense_rank", "div", "encode", "enum_first",
-    "enum_last", "enum_range", "every", "exp", "extract", "factorial", "family",
-    "first_value", "float4", "float8", "floor", "format", "format_type", "gcd",
-    "gen_random_uuid", "generate_series", "generate_subscripts", "get_bit", "get_byte",
-    "has_any_column_privilege", "has_column_privilege", "has_database_privilege",
-    "has_foreign_data_wrapper_privilege", "has_function_privilege",
-    "has_language_privilege", "has_parameter_privilege", "has_schema_privilege",
-    "has_sequence_privilege", "has_server_privilege", "has_table_privilege",
-    "has_tablespace_privilege", "has_type_privilege", "host", "hostmask", "inet",
-    "inet_client_addr", "inet_client_port", "inet_merge", "inet_same_family",
-    "inet_server_addr", "inet_server_port", "initcap", "int2", "int4", "int4range", "int8",
-    "int8range", "interval", "is_normalized", "isempty", "isfinite", "json_agg",
-    "json_array_elements", "json_array_elements_text", "json_array_length",
-    "json_build_array", "json_build_object", "json_each", "json_each_text",
-    "json_extract_path", "json_extract_path_text", "json_object", "json_object_agg",
-    "json_object_keys", "json_populate_record", "json_populate_recordset",
-    "json_strip_nulls", "json_to_record", "json_to_recordset", "json_typeof", "jsonb_agg",
-    "jsonb_array_elements", "jsonb_array_elements_text", "jsonb_array_length",
-    "jsonb_build_array", "jsonb_build_object", "jsonb_each", "jsonb_each_text",
-    "jsonb_extract_path", "jsonb_extract_path_text", "jsonb_insert", "jsonb_object",
-    "jsonb_object_agg", "jsonb_object_keys", "jsonb_path_exists", "jsonb_path_exists_tz",
-    "jsonb_path_match", "jsonb_path_match_tz", "jsonb_path_query",
-    "jsonb_path_query_array", "jsonb_path_query_array_tz", "jsonb_path_query_first",
-    "jsonb_path_query_first_tz", "jsonb_path_query_tz", "jsonb_populate_record",
-    "jsonb_populate_recordset", "jsonb_pretty", "jsonb_set", "jsonb_set_lax",
-    "jsonb_strip_nulls", "jsonb_to_record", "jsonb_to_recordset", "jsonb_typeof",
-    "justify_days", "justify_hours", "justify_interval", "lag", "last_value", "lastval",
-    "lcm", "lead", "left", "length", "ln", "log", "log10", "lower", "lower_inc",
-    "lower_inf", "lpad", "ltrim", "make_date", "make_interval", "make_time",
-    "make_timestamp", "make_timestamptz", "masklen", "max", "md5", "min", "min_scale",
-    "mod", "mode", "netmask", "network", "normalize", "now", "nth_value", "ntile",
-    "num_nonnulls", "num_nulls", "numeric", "numnode", "numrange", "obj_description",
-    "octet_length", "overlaps", "overlay", "parse_ident", "percent_rank",
-    "percentile_cont", "percentile_disc", "pg_backend_pid", "pg_blocking_pids",
-    "pg_client_encoding", "pg_column_compression", "pg_column_size", "pg_conf_load_time",
-    "pg_current_snapshot", "pg_current_xact_id_if_assigned", "pg_database_size",
-    "pg_encoding_to_char", "pg_function_is_visible", "pg_get_constraintdef", "pg_get_expr",
-    "pg_get_function_arguments", "pg_get_function_identity_arguments",
-    "pg_get_function_result", "pg_get_functiondef", "pg_get_indexdef", "pg_get_keywords",
-    "pg_get_partkeydef", "pg_get_ruledef", "pg_get_serial_sequence",
-    "pg_get_statisticsobjdef", "pg_get_triggerdef", "pg_get_userbyid", "pg_get_viewdef",
-    "pg_has_role", "pg_indexes_size", "pg_is_in_recovery", "pg_is_wal_replay_paused",
-    "pg_jit_available", "pg_last_wal_receive_lsn", "pg_last_wal_replay_lsn",
-    "pg_last_xact_replay_timestamp", "pg_listening_channels", "pg_my_temp_schema",
-    "pg_notification_queue_usage", "pg_postmaster_start_time", "pg_relation_filenode",
-    "pg_relation_filepath", "pg_relation_size", "pg_safe_snapshot_blocking_pids",
-    "pg_size_bytes", "pg_size_pretty", "pg_sleep", "pg_sleep_for", "pg_sleep_until",
-    "pg_snapshot_xip", "pg_snapshot_xmax", "pg_snapshot_xmin", "pg_table_is_visible",
-    "pg_table_size", "pg_total_relation_size", "pg_trigger_depth", "pg_type_is_visible",
-    "pg_typeof", "pg_visible_in_snapshot", "pg_wal_lsn_diff", "pg_xact_status",
-    "phraseto_tsquery", "pi", "plainto_tsquery", "position", "power", "querytree",
-    "quote_ident", "quote_literal", "quote_nullable", "radians", "random", "range_agg",
-    "range_intersect_agg", "range_merge", "rank", "regexp_count", "regexp_instr",
-    "regexp_like", "regexp_match", "regexp_matches", "regexp_replace",
-    "regexp_split_to_array", "regexp_split_to_table", "regexp_substr", "regr_avgx",
-    "regr_avgy", "regr_count", "regr_intercept", "regr_r2", "regr_slope", "regr_sxx",
-    "regr_sxy", "regr_syy", "repeat", "replace", "reverse", "right", "round", "row_number",
-    "row_security_active", "row_to_json", "rpad", "rtrim", "scale", "set_bit", "set_byte",
-    "set_masklen", "setweight", "sha224", "sha256", "sha384", "sha512",
-    "shobj_description", "sign", "sin", "sind", "sinh", "split_part", "sqrt",
-    "starts_with", "statement_timestamp", "stddev", "stddev_pop", "stddev_samp",
-    "string_agg", "string_to_array", "string_to_table", "strip", "strpos", "substr",
-    "substring", "sum", "tan", "tand", "tanh", "text", "time", "timeofday", "timestamp",
-    "timestamptz", "timezone", "to_ascii", "to_char", "to_date", "to_hex", "to_json",
-    "to_jsonb", "to_number", "to_regclass", "to_regcollation", "to_regnamespace",
-    "to_regoper", "to_regoperator", "to_regproc", "to_regprocedure", "to_regrole",
-    "to_regtype", "to_timestamp", "to_tsquery", "to_tsvector", "transaction_timestamp",
-    "translate", "trim_array", "trim_scale", "trunc", "ts_headline", "ts_rank",
-    "ts_rank_cd", "tsrange", "tstzrange", "tsvector_to_array", "txid_current_if_assigned",
-    "txid_current_snapshot", "txid_snapshot_xip", "txid_snapshot_xmax",
-    "txid_snapshot_xmin", "txid_status", "txid_visible_in_snapshot", "unistr", "unnest",
-    "upper", "upper_inc", "upper_inf", "var_pop", "var_samp", "varchar", "variance",
-    "version", "websearch_to_tsquery", "width_bucket", "xml_is_well_formed",
-    "xml_is_well_formed_content", "xml_is_well_formed_document", "xmlagg", "xpath",
-    "xpath_exists",
-});
-static_assert(std::ranges::is_sorted(kReadOnlyFunctions));
-
-// Functions known to write (or to work on a primary only). Only for a clearer reason:
-// not being read-only is enough to make a call a write.
-constexpr std::array kWritingFunctions = std::to_array<std::string_view>({
-    "loread", "lowrite", "nextval", "pg_backup_start", "pg_backup_stop",
-    "pg_cancel_backend", "pg_create_restore_point", "pg_current_wal_flush_lsn",
-    "pg_current_wal_insert_lsn", "pg_current_wal_lsn", "pg_current_xact_id",
-    "pg_import_system_collations", "pg_log_backend_memory_contexts", "pg_notify",
-    "pg_promote", "pg_reload_conf", "pg_rotate_logfile", "pg_start_backup",
-    "pg_stop_backup", "pg_switch_wal", "pg_terminate_backend", "pg_wal_replay_pause",
-    "pg_wal_replay_resume", "set_config", "setseed", "setval", "txid_current",
-});
-static_assert(std::ranges::is_sorted(kWritingFunctions));
-
-// Whole families: advisory locks, large objects, statistics resets, replication slots
-// and origins, logical decoding (which consumes changes), dblink.
-constexpr std::array kWritingPrefixes = std::to_array<std::string_view>({
-    "dblink", "lo_", "pg_advisory_", "pg_copy_", "pg_create_", "pg_drop_", "pg_logical_",
-    "pg_replication_", "pg_stat_reset", "pg_try_advisory_",
-});
-
-bool is_listed(std::span<const std::string_view> sorted, std::string_view name) {
-  return std::binary_search(sorted.begin(), sorted.end(), name);
-}
-
-bool is_writing_function(std::string_view name) {
-  if (is_listed(kWritingFunctions, name)) return true;
-  return std::ranges::any_of(kWritingPrefixes,
-                             [name](std::string_view prefix) { return name.starts_with(prefix); });
-}
 
 // --- reading libpg_query's JSON parse tree ----------------------------------------------
 // A node is {"TypeName": {fields}}; lists are arrays of nodes; fields that hold zero,
@@ -217,24 +93,64 @@ std::optional<bool> node_as_bool(element node) {
   return std::nullopt;
 }
 
-// The value of the last DefElem named `name` in the option list under `list_key`;
-// `fallback` when it has no argument (EXPLAIN ANALYZE means ANALYZE true).
-std::optional<bool> option_value(object holder, std::string_view list_key, std::string_view name,
-                                 bool* present = nullptr,
-                                 std::optional<bool> fallback = std::nullopt) {
-  std::optional<bool> value;
+// The text of an A_Const or String node ("serializable"); empty for anything else.
+std::string_view node_as_string(element node) {
+  std::string_view type;
+  object body;
+  if (!unwrap(node, type, body)) return {};
+  if (type == "String") return string_field(body, "sval");
+  object inner;
+  if (type == "A_Const" && body["sval"].get(inner) == simdjson::SUCCESS)
+    return string_field(inner, "sval");
+  return {};
+}
+
+// The last DefElem named `name` in the option list under `list_key` (later options
+// override earlier ones, as on the server).
+struct Option {
+  bool given = false;
+  bool has_arg = false;  // EXPLAIN (ANALYZE) has none: it means true
+  element arg;
+};
+
+Option last_option(object holder, std::string_view list_key, std::string_view name) {
+  Option found;
   array options;
-  if (!array_field(holder, list_key, options)) return value;
+  if (!array_field(holder, list_key, options)) return found;
   for (element option : options) {
     std::string_view type;
     object def;
     if (!unwrap(option, type, def) || type != "DefElem" || string_field(def, "defname") != name)
       continue;
-    if (present != nullptr) *present = true;
-    element arg;
-    value = def["arg"].get(arg) == simdjson::SUCCESS ? node_as_bool(arg) : fallback;
+    found.given = true;
+    found.has_arg = def["arg"].get(found.arg) == simdjson::SUCCESS;
   }
-  return value;
+  return found;
+}
+
+// Transaction modes from BEGIN, START TRANSACTION, SET TRANSACTION or SET SESSION
+// CHARACTERISTICS. READ ONLY arrives as transaction_read_only = 1, READ WRITE as 0.
+struct TransactionModes {
+  std::optional<bool> read_only;
+  bool serializable = false;
+};
+
+TransactionModes transaction_modes(object holder, std::string_view list_key) {
+  TransactionModes modes;
+  const Option read_only = last_option(holder, list_key, "transaction_read_only");
+  if (read_only.has_arg) modes.read_only = node_as_bool(read_only.arg);
+  const Option isolation = last_option(holder, list_key, "transaction_isolation");
+  modes.serializable = isolation.has_arg && node_as_string(isolation.arg) == "serializable";
+  return modes;
+}
+
+// What makes a transaction impossible on a hot standby ("cannot set transaction
+// read-write mode during recovery", "cannot use serializable mode in a hot standby"),
+// even with READ ONLY; empty when nothing does.
+std::string_view needs_primary(const TransactionModes& modes) {
+  if (modes.read_only == false) return " READ WRITE";
+  if (modes.serializable) return " ISOLATION LEVEL SERIALIZABLE";
+  return {};
 }
 
 // --- SELECT: look everywhere for what makes it write ------------------------------------
@@ -336,10 +252,13 @@ class SelectScan {
     // name, holds user code.
     if (n > 2 || (n == 2 && parts[0] != "pg_catalog"))
       return found(joined(parts, n) + "() is not known to be read-only");
-    if (is_writing_function(name)) return found(std::string(name) + "() writes");
-    if (!is_listed(kReadOnlyFunctions, name))
-      return found(std::string(name) + "() is not known to be read-only");
-    return false;
+    switch (builtin_function_kind(name)) {
+      case FunctionKind::ReadOnly: return false;
+      case FunctionKind::Writes: return found(std::string(name) + "() writes");
+      case FunctionKind::PrimaryOnly: return found(std::string(name) + "() runs on the primary only");
+      case FunctionKind::Unknown: break;
+    }
+    return found(std::string(name) + "() is not known to be read-only");
   }
 
   // Operators run functions too. Built-in and user operators share spellings, so only
@@ -367,10 +286,9 @@ Verdict classify_select(object body) {
 
 // EXPLAIN plans without running anything, unless ANALYZE (which runs the statement).
 Verdict classify_explain(object body) {
-  bool analyze_given = false;
-  const std::optional<bool> analyze =
-      option_value(body, "options", "analyze", &analyze_given, true);
-  if (analyze_given && analyze.value_or(true)) return write("EXPLAIN ANALYZE");
+  const Option analyze = last_option(body, "options", "analyze");
+  if (analyze.given && (!analyze.has_arg || node_as_bool(analyze.arg).value_or(true)))
+    return write("EXPLAIN ANALYZE");  // a value the server rejects counts as on
   std::string_view type;
   object query;
   element query_node;
@@ -402,10 +320,12 @@ Verdict classify_transaction(object body, Classification& out) {
   out.transaction_control = true;
   const std::string_view kind = string_field(body, "kind");
   if (kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") {
-    // READ ONLY arrives as transaction_read_only = 1, READ WRITE as 0; the last wins.
-    out.begins_read_only =
-        option_value(body, "options", "transaction_read_only").value_or(false);
-    return {StatementKind::Read, kind == "TRANS_STMT_BEGIN" ? "BEGIN" : "START TRANSACTION"};
+    const TransactionModes modes = transaction_modes(body, "options");
+    out.begins_read_only = modes.read_only.value_or(false);
+    std::string name = kind == "TRANS_STMT_BEGIN" ? "BEGIN" : "START TRANSACTION";
+    if (const std::string_view why = needs_primary(modes); !why.empty())
+      return write(name.append(why));
+    return {StatementKind::Read, std::move(name)};
   }
   for (const TransactionKind& k : kTransactionKinds) {
     if (k.kind == kind) return {k.verdict, std::string(k.name)};
@@ -440,21 +360,24 @@ Verdict classify_set(object body, Classification& out) {
   const std::string_view name = string_field(body, "name");
   if (kind == "VAR_SET_MULTI" && name == "TRANSACTION") {
     out.transaction_control = true;
-    if (option_value(body, "args", "transaction_read_only").value_or(false))
-      out.sets_transaction_read_only = true;
+    const TransactionModes modes = transaction_modes(body, "args");
+    if (modes.read_only.value_or(false)) out.sets_transaction_read_only = true;
+    if (const std::string_view why = needs_primary(modes); !why.empty())
+      return write("SET TRANSACTION" + std::string(why));
     return {StatementKind::Read, "SET TRANSACTION"};
   }
   if (kind == "VAR_SET_VALUE" && name == "transaction_read_only") {
     // With or without LOCAL, it lasts until the transaction ends.
     out.transaction_control = true;
-    if (single_value_as_bool(body).value_or(false)) out.sets_transaction_read_only = true;
+    const std::optional<bool> value = single_value_as_bool(body);
+    if (value != true) return write(value ? "SET transaction_read_only = off" : "SET");
+    out.sets_transaction_read_only = true;
     return {StatementKind::Read, "SET transaction_read_only"};
   }
   if (kind == "VAR_SET_MULTI" && name == "SESSION CHARACTERISTICS") {
     // The same setting as default_transaction_read_only, under another name.
-    bool given = false;
-    const std::optional<bool> value = option_value(body, "args", "transaction_read_only", &given);
-    if (given) set_default_read_only(out, value);
+    const Option read_only = last_option(body, "args", "transaction_read_only");
+    if (read_only.has_arg) set_default_read_only(out, node_as_bool(read_only.arg));
     return write("SET SESSION CHARACTERISTICS");
   }
   if (kind == "VAR_RESET_ALL") {

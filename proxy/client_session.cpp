@@ -14,6 +14,7 @@
 #include "proxy/sql_syntax.h"
 #include "proxy/admin_console.h"
 #include "proxy/classify_cache.h"
+#include "proxy/classify_quick.h"
 #include "proxy/router.h"
 #include "proxy/worker.h"
 
@@ -569,6 +570,8 @@ void ClientSession::on_forward_written(uv_write_t* req, int) {
 
 // Read or write, from the first message of a transaction. When in doubt: write.
 Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h) {
+  // Without replicas every transaction goes to the primary (and waits for it): no need to know.
+  if (database_->replicas.empty()) return Intent::Write;
   const std::string* default_ro = params_.find("default_transaction_read_only");
   if (default_ro != nullptr && *default_ro == "on") return Intent::Read;
   std::string_view sql;
@@ -590,6 +593,11 @@ Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, 
     }
   }
   if (sql.empty()) return Intent::Write;
+  switch (quick_classify(sql)) {
+    case QuickVerdict::Read: return Intent::Read;
+    case QuickVerdict::Write: return Intent::Write;
+    case QuickVerdict::Unsure: break;
+  }
   const Classification& c = worker_.classifier().classify(sql);
   if (c.begins_read_only) return Intent::Read;
   if (c.transaction_control) return Intent::Write;  // a plain BEGIN may be followed by anything

@@ -65,6 +65,9 @@ PoolShard::PoolShard(Worker& worker, PoolKey key, std::shared_ptr<const config::
   if (opt != a.options.end()) target_.startup_options.emplace_back("options", opt->second);
   auto app = a.options.find("application_name");
   if (app != a.options.end()) target_.startup_options.emplace_back("application_name", app->second);
+  const int workers = std::max(1, worker_.app().worker_count());
+  const int size = limits_->size();
+  share_ = size / workers + (worker_.id() < size % workers ? 1 : 0);
   if (!resolve_server_address(target_, address_, address_error_)) {
     log_error("server_address_unresolved").kv("database", db.name).kv("error", address_error_);
   }
@@ -94,9 +97,17 @@ void PoolShard::acquire(ClientSession& session) {
   serve_waiters();
   if (!waiters_.empty()) {
     open_connections();
-    if (!waiters_.empty() && limits_->open() >= limits_->size())
+    if (!waiters_.empty() && limits_->open() >= limits_->size() && owned() < share_)
       worker_.app().broadcast_server_wanted(key_, worker_.id());
   }
+}
+
+int PoolShard::waiting_elsewhere() const {
+  return limits_->waiting.load() - static_cast<int>(waiters_.size());
+}
+
+bool PoolShard::should_return_slot() const {
+  return owned() > share_ && waiting_elsewhere() > 0 && limits_->open() >= limits_->size();
 }
 
 void PoolShard::cancel_wait(SessionId id) {
@@ -137,7 +148,8 @@ void PoolShard::open_connections() {
     return;
   }
   int wanted = static_cast<int>(waiters_.size()) - connecting_count();
-  while (wanted-- > 0 && limits_->try_reserve()) spawn_server();
+  // Beyond this worker's share, take a free slot only if no other worker is waiting for it.
+  while (wanted-- > 0 && (owned() < share_ || waiting_elsewhere() == 0) && limits_->try_reserve()) spawn_server();
 }
 
 void PoolShard::spawn_server() {
@@ -170,13 +182,14 @@ void PoolShard::on_server_ready(ServerConn& server) {
     server.close("server_lifetime reached");
     return;
   }
-  if (give_to_waiter(server)) return;
-  // Nobody here wants it; if another worker is starving at the global limit, give the
-  // slot back rather than sit on it.
-  if (limits_->waiting.load() > 0 && limits_->open() >= limits_->size()) {
-    server.close("slot handed to another worker");
+  // Each worker is entitled to its share of the pool's size; beyond it a worker only
+  // borrows, and gives a borrowed slot back when another worker has clients waiting.
+  // Within shares nothing is closed, so busy workers do not churn connections.
+  if (should_return_slot()) {
+    server.close("slot returned to another worker");
     return;
   }
+  if (give_to_waiter(server)) return;
   server.make_idle();
   idle_.push_back(&server);
 }
@@ -219,11 +232,8 @@ void PoolShard::on_server_closed(ServerConn& server) {
   if (it == servers_.end()) return;
   servers_.erase(it);  // deletes the server
   limits_->release();
-  if (!waiters_.empty()) {
-    open_connections();
-  } else if (limits_->waiting.load() > 0) {
-    worker_.app().broadcast_slot_freed(key_, worker_.id());
-  }
+  if (!waiters_.empty()) open_connections();
+  if (waiting_elsewhere() > 0) worker_.app().broadcast_slot_freed(key_, worker_.id());
 }
 
 void PoolShard::on_slot_freed() {
@@ -231,7 +241,7 @@ void PoolShard::on_slot_freed() {
 }
 
 void PoolShard::on_server_wanted() {
-  if (idle_.empty()) return;
+  if (idle_.empty() || owned() <= share_) return;
   ServerConn* s = idle_.front();  // least recently used
   idle_.erase(idle_.begin());
   s->close("slot handed to another worker");

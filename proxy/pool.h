@@ -128,6 +128,9 @@ class PoolShard {
   void open_connections();
   void spawn_server();  // the caller holds a slot
   int count_in(std::initializer_list<int> states) const;
+  int owned() const { return static_cast<int>(servers_.size()); }  // slots this shard holds
+  bool should_return_slot() const;
+  int waiting_elsewhere() const;  // clients of this pool waiting on other workers
   bool give_to_waiter(ServerConn& server);
   void fail_waiters(const protocol::ErrorFields& why);
   void make_idle(ServerConn& server);
@@ -145,6 +148,7 @@ class PoolShard {
   std::vector<ServerConn*> idle_;  // most recently used last
   std::map<ServerId, std::unique_ptr<ServerConn>> servers_;
   ServerId next_server_ = 1;
+  int share_ = 0;  // this worker's part of the pool's size
   std::chrono::steady_clock::time_point last_failure_{};
 };
 

@@ -43,7 +43,25 @@ for pkg in "${packages[@]}"; do
   missing+=("$pkg")
 done
 
+# node-postgres for the client tests (tests/clients/node), from the npm registry at the
+# versions package-lock.json pins; skipped while node_modules is newer than the lock file.
+install_node_modules() {
+  local dir stamp
+  dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)/tests/clients/node
+  stamp=$dir/node_modules/.pgsidecar-installed
+  if [[ -f $stamp && $stamp -nt $dir/package-lock.json && $stamp -nt $dir/package.json ]]; then
+    return 0
+  fi
+  echo "install-deps: npm ci in $dir"
+  (cd -- "$dir" && npm ci --no-audit --no-fund) || {
+    echo "install-deps: npm ci failed in $dir (is the npm registry reachable?)" >&2
+    exit 1
+  }
+  touch -- "$stamp"
+}
+
 if ((${#missing[@]} == 0)); then
+  install_node_modules
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
 fi
@@ -71,4 +89,5 @@ if ((${#still_missing[@]} > 0)); then
   echo "install-deps: still not installed: ${still_missing[*]}" >&2
   exit 1
 fi
+install_node_modules
 echo "install-deps: done"

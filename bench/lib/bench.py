@@ -157,6 +157,7 @@ def run_points(args, cluster, proxies):
             say(f"  {proxy.name} is not running; starting it again")
             proxy.start()
         reset_between_points(cluster)
+        sessions_before = cluster.sessions()
         port = proxy.port if proxy else cluster.port
         r = pgbench_point.run_point(
             host="127.0.0.1", port=port, user=cluster.app_user,
@@ -165,6 +166,10 @@ def run_points(args, cluster, proxies):
             log_dir=os.path.join(args.workdir, "pgbench-logs"),
             proxy_pid=proxy.pid if proxy else None, postmaster_pid=cluster.postmaster_pid())
         r["target"] = target
+        # Server backends report their session count once their first transaction ends,
+        # or when they exit; a moment's wait lets the last of them do so.
+        time.sleep(0.5)
+        r["server_logins"] = cluster.sessions() - sessions_before
         if proxy is not None and not proxy.alive():
             status = proxy.process.returncode if proxy.process else None
             r["problems"] = "; ".join(x for x in (f"{proxy.name} exited (status {status})",
@@ -178,6 +183,7 @@ def run_points(args, cluster, proxies):
             f"{report.num(r.get('tps'), 'int'):>7s} tps  p50 {report.num(r.get('latency_p50_ms'))}"
             f" ms  p99 {report.num(r.get('latency_p99_ms'))} ms  "
             f"proxy CPU {report.num(r.get('proxy_cpu_s_per_10k'))} s/10k  "
+            f"server logins {r['server_logins']}  "
             f"other load {report.num(r.get('other_load_cores'), 'mb')}  "
             f"({r['elapsed_s']:.0f} s; eta {spent / done * (runnable - done):.0f} s)"
             + (f"  !! {r['problems']}" if r["problems"] else ""))

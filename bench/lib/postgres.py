@@ -58,6 +58,12 @@ class Cluster:
         finally:
             conn.close()
 
+    def sessions(self):
+        """Sessions ever opened on the benchmark database (pg_stat_database.sessions):
+        the difference across a point is how many server logins it caused."""
+        return self.query_one("SELECT sessions FROM pg_stat_database WHERE datname = %s",
+                              (self.database,), database="postgres")
+
     def scram_verifier(self, role):
         """The role's SCRAM-SHA-256 verifier from pg_authid, for a proxy's user list."""
         verifier = self.query_one("SELECT rolpassword FROM pg_authid WHERE rolname = %s",

@@ -48,18 +48,26 @@ def rss_bytes(pid):
 def server_cpu_seconds(postmaster_pid):
     """CPU seconds used so far by a PostgreSQL server: the postmaster (with its reaped
     children) plus every live child. None when the postmaster is gone."""
-    fields = _stat_fields(postmaster_pid)
-    if fields is None:
-        return None
-    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))
     wanted = str(postmaster_pid)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or entry == wanted:
-            continue
-        child = _stat_fields(entry)
-        if child is not None and child[1] == wanted:
-            ticks += int(child[11]) + int(child[12])
-    return ticks / CLOCK_TICKS
+    for _ in range(5):
+        before = _stat_fields(postmaster_pid)
+        if before is None:
+            return None
+        children = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit() or entry == wanted:
+                continue
+            child = _stat_fields(entry)
+            if child is not None and child[1] == wanted:
+                children += int(child[11]) + int(child[12])
+        after = _stat_fields(postmaster_pid)
+        if after is None:
+            return None
+        # A child reaped during the scan moved its time into cutime + cstime after we
+        # read them and may have left /proc before we got to it: scan again.
+        if before[13:15] == after[13:15]:
+            return (sum(int(after[i]) for i in (11, 12, 13, 14)) + children) / CLOCK_TICKS
+    return None
 
 
 def system_busy_seconds():

@@ -6,7 +6,8 @@ POINT_COLUMNS = [
     "workload", "mode", "clients", "target", "status", "tps", "latency_p50_ms",
     "latency_p99_ms", "latency_avg_ms", "latency_samples", "sampling_rate", "transactions",
     "failed", "proxy_cpu_s_per_10k", "pg_cpu_s_per_10k", "pgbench_cpu_s_per_10k",
-    "cpu_window_s", "cpu_window_transactions", "other_load_cores", "proxy_rss_max_mb",
+    "cpu_window_s", "cpu_window_transactions", "server_logins", "other_load_cores",
+    "proxy_rss_max_mb",
     "duration_s",
     "elapsed_s", "exit_status", "problems",
 ]
@@ -65,18 +66,19 @@ def _table(header, rows, text_columns=1, trailing_text=0):
 def points_table(points):
     header = ["Workload", "Mode", "Clients", "Target", "TPS", "p50 ms", "p99 ms",
               "Proxy CPU s / 10k tx", "PostgreSQL CPU s / 10k tx", "Proxy RSS MB",
-              "Other load (cores)", "Notes"]
+              "Server logins", "Other load (cores)", "Notes"]
     rows = []
     for p in points:
         if p["status"] == "skipped":
             rows.append([p["workload"], p["mode"], p["clients"], p["target"],
-                         "–", "–", "–", "–", "–", "–", "–", p["problems"]])
+                         "–", "–", "–", "–", "–", "–", "–", "–", p["problems"]])
             continue
         rows.append([p["workload"], p["mode"], p["clients"], p["target"],
                      num(p.get("tps"), "int"), num(p.get("latency_p50_ms")),
                      num(p.get("latency_p99_ms")), num(p.get("proxy_cpu_s_per_10k")),
                      num(p.get("pg_cpu_s_per_10k")), num(p.get("proxy_rss_max_mb"), "mb"),
-                     num(p.get("other_load_cores"), "mb"), p.get("problems") or ""])
+                     num(p.get("server_logins"), "int"), num(p.get("other_load_cores"), "mb"),
+                     p.get("problems") or ""])
     return _table(header, rows, text_columns=4, trailing_text=1)
 
 

@@ -15,7 +15,9 @@ Tests are plain scripts: run_modes(body) runs body(mode) for the pool mode(s) na
 the command line (default: both) and exits non-zero on the first failure.
 """
 
+import ctypes
 import errno
+import faulthandler
 import os
 import random
 import shlex
@@ -24,12 +26,16 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.parse
 
 MODES = ("transaction", "session")
 PORT_RANGE = (20000, 32000)  # below the kernel's ephemeral range (32768+)
+WATCHDOG_SECONDS = 150        # below the ctest TIMEOUT of the client tests (180)
+
+_live_proxies = set()  # for the watchdog
 
 
 class TestFailure(AssertionError):
@@ -139,6 +145,13 @@ def _connects(port, timeout=0.2):
         return False
 
 
+def _die_with_parent():
+    """In the child before exec: SIGKILL it when the test process dies, so a test killed
+    by ctest's timeout leaves no proxy behind."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def _toml_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -231,12 +244,14 @@ class Proxy:
             self._stderr = open(os.path.join(self.dir, "stderr.log"), "ab")
             self.process = subprocess.Popen([self.binary, "--config", config_path],
                                             stdin=subprocess.DEVNULL, stdout=self._stderr,
-                                            stderr=self._stderr, cwd=self.dir)
+                                            stderr=self._stderr, cwd=self.dir,
+                                            preexec_fn=_die_with_parent)
             deadline = time.monotonic() + self.ready_timeout
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     break
                 if _connects(self.port):
+                    _live_proxies.add(self)
                     log(f"pgsidecar pid {self.process.pid} listening on 127.0.0.1:{self.port} "
                         f"(mode={self.mode}, size={self.pool_size}, workers={self.workers})")
                     return self
@@ -277,6 +292,7 @@ class Proxy:
         os.rmdir(self.dir)
 
     def __exit__(self, exc_type, exc, tb):
+        _live_proxies.discard(self)
         died = self.process.poll() is not None
         status = self._stop()
         problem = None
@@ -312,6 +328,7 @@ def run_modes(body, argv=None):
             sys.stderr.write(f"usage: {sys.argv[0]} [{'|'.join(MODES)}]...\n")
             sys.exit(2)
     start = time.monotonic()
+    _start_watchdog(WATCHDOG_SECONDS)
     for mode in modes:
         log(f"=== {os.path.basename(sys.argv[0])}: {mode} mode ===")
         t0 = time.monotonic()
@@ -324,6 +341,26 @@ def run_modes(body, argv=None):
         log(f"passed in {mode} mode ({time.monotonic() - t0:.1f}s)")
     log(f"all passed ({time.monotonic() - start:.1f}s)")
     sys.exit(0)
+
+
+def _start_watchdog(seconds):
+    """A test that hangs is stopped here, before ctest kills it, with every thread's stack
+    and each running proxy's output printed: a hang is diagnosable like a failure."""
+    def fire():
+        sys.stdout.flush()
+        sys.stderr.write(f"\nWATCHDOG: the test did not finish within {seconds}s; thread stacks:\n")
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        for proxy in list(_live_proxies):
+            sys.stderr.write(f"----- last lines of pgsidecar (port {proxy.port}) output -----\n"
+                             f"{proxy.stderr_tail()}-----\n")
+            if proxy.alive():
+                proxy.process.kill()
+        sys.stderr.flush()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, fire)
+    timer.daemon = True
+    timer.start()
 
 
 def run_child(cmd, env, timeout, what):

@@ -23,6 +23,8 @@ from harness import Proxy, expect, expect_equal, log, run_modes
 CONNECTIONS = 50
 FETCHES = 200
 POOL_SIZE = 10
+COMMAND_TIMEOUT = 30  # seconds for one query
+RUN_TIMEOUT = 120     # seconds for all connections together
 
 
 async def s_double(conn, i):
@@ -69,13 +71,16 @@ async def s_transaction(conn, i):
 STATEMENTS = [s_double, s_concat, s_series, s_sum, s_array, s_null, s_transaction]
 
 
-async def client(dsn, index, finished):
-    conn = await asyncpg.connect(dsn, timeout=30)
+async def client(dsn, index, finished, progress):
+    # command_timeout: a query the proxy never answers fails with its place named, instead
+    # of hanging the test until ctest kills it.
+    conn = await asyncpg.connect(dsn, timeout=30, command_timeout=COMMAND_TIMEOUT)
     try:
         # Rotate the order per connection: __asyncpg_stmt_1__ is a different query on
         # different connections.
         order = STATEMENTS[index % len(STATEMENTS):] + STATEMENTS[:index % len(STATEMENTS)]
         for i in range(FETCHES):
+            progress[index] = i
             try:
                 await order[i % len(order)](conn, index * 10_000 + i)
             except Exception as e:
@@ -91,9 +96,16 @@ async def client(dsn, index, finished):
 
 async def run_clients(dsn):
     finished = [False] * CONNECTIONS
+    progress = [-1] * CONNECTIONS
     t0 = time.monotonic()
-    results = await asyncio.gather(*(client(dsn, i, finished) for i in range(CONNECTIONS)),
-                                   return_exceptions=True)
+    try:
+        results = await asyncio.wait_for(
+            asyncio.gather(*(client(dsn, i, finished, progress) for i in range(CONNECTIONS)),
+                           return_exceptions=True), RUN_TIMEOUT)
+    except asyncio.TimeoutError:
+        stuck = [f"{i} at fetch {progress[i]}" for i in range(CONNECTIONS) if not finished[i]]
+        raise AssertionError(f"the clients did not finish within {RUN_TIMEOUT}s; unfinished connections: "
+                             + ", ".join(stuck)) from None
     failures = [(i, r) for i, r in enumerate(results) if isinstance(r, BaseException)]
     if failures:
         lines = [f"  connection {i}: {type(r).__name__}: {r}" for i, r in failures[:10]]
@@ -106,7 +118,7 @@ async def run_clients(dsn):
 async def check_errors_keep_connection(dsn):
     """A failing prepared statement (at Parse and at execution) leaves the connection
     and its statement cache working."""
-    conn = await asyncpg.connect(dsn, timeout=30)
+    conn = await asyncpg.connect(dsn, timeout=30, command_timeout=COMMAND_TIMEOUT)
     try:
         for _ in range(3):
             try:

@@ -37,7 +37,7 @@ def main(mode):
     pool_size = 10 if mode == "transaction" else 25
     with Proxy(mode=mode, pool_size=pool_size, workers=2) as proxy:
         run_child([node, os.path.join(NODE_DIR, "prepared_pool.js"), unique_name("node_tx")],
-                  env=proxy.env, timeout=120, what="node prepared_pool.js")
+                  env=proxy.env, timeout=100, what="node prepared_pool.js")
         proxy.expect_alive()
 
 

@@ -46,7 +46,7 @@ def main_for(classes):
             url = f"jdbc:postgresql://127.0.0.1:{proxy.port}/{c.database}"
             run_child([tool("java"), "-cp", os.pathsep.join([classes, JDBC_JAR]), "PgjdbcClientTest",
                        url, c.user, c.password, unique_name("jdbc_batch"), mode],
-                      env=proxy.env, timeout=150, what="java PgjdbcClientTest")
+                      env=proxy.env, timeout=130, what="java PgjdbcClientTest")
             proxy.expect_alive()
     return main
 

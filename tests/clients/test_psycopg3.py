@@ -15,7 +15,7 @@ import threading
 import time
 
 import psycopg
-from psycopg import errors, sql
+from psycopg import errors, pq, sql
 
 from harness import Proxy, expect, expect_equal, log, run_modes, unique_name
 
@@ -176,6 +176,57 @@ def check_pipeline(proxy, table):
             conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(table)))
 
 
+def check_pipeline_error_then_late_messages(mode):
+    """Pipeline messages that reach the server after it reported an error are skipped by
+    it up to the Sync, unanswered. Sent deliberately late here (Flush, wait for the error,
+    then send more), as a pipelining client does by chance when its writes straddle the
+    error. Afterwards the client must be in sync, and in transaction mode its server must
+    go back to the pool once the client is idle."""
+    with Proxy(mode=mode, pool_size=1, workers=1, extra_toml='query_wait_timeout = "3s"') as proxy:
+        with connect(proxy.dsn, autocommit=True) as a:
+            pg = a.pgconn
+            pg.enter_pipeline_mode()
+            pg.send_prepare(b"broken", b"SELEC 1")  # fails at Parse
+            pg.send_flush_request()
+            pg.flush()
+            first = pg.get_result()
+            expect_equal(first.error_field(pq.DiagnosticField.SQLSTATE), b"42601", "SQLSTATE of the bad Parse")
+            # Only now, after the error came back: the server will skip all of this.
+            pg.send_prepare(b"late", b"SELECT 2")
+            pg.send_query_prepared(b"late", [])
+            pg.pipeline_sync()
+            pg.flush()
+            statuses = []
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                r = pg.get_result()
+                if r is None:
+                    continue
+                statuses.append(pq.ExecStatus(r.status).name)
+                if r.status == pq.ExecStatus.PIPELINE_SYNC:
+                    break
+            expect_equal(statuses, ["PIPELINE_ABORTED", "PIPELINE_ABORTED", "PIPELINE_SYNC"],
+                         "results of the messages sent after the error")
+            pg.exit_pipeline_mode()
+            for i in range(5):
+                got = a.execute("SELECT %s::int * 10", (i,), prepare=True).fetchall()
+                expect_equal(got, [(i * 10,)], f"prepared query after the aborted pipeline ({i})")
+            if mode == "transaction":
+                # a is idle: the only server must serve another client now.
+                with connect(proxy.dsn, autocommit=True) as b:
+                    t0 = time.monotonic()
+                    try:
+                        got = b.execute("SELECT 'b'").fetchone()
+                    except psycopg.Error as e:
+                        raise AssertionError(
+                            f"after an aborted pipeline the idle client still holds the pool's only "
+                            f"server: another client got {e.sqlstate} after {time.monotonic() - t0:.1f}s: {e}") from e
+                    expect_equal(got, ("b",), "another client's query on the freed server")
+            got = a.execute("SELECT %s::text", ("a again",), prepare=True).fetchone()
+            expect_equal(got, ("a again",), "the first client's query after the other's")
+        log("pipeline: messages skipped after an error leave the client and the pool in sync")
+
+
 # --- COPY -----------------------------------------------------------------------------
 
 def copy_row(i):
@@ -272,6 +323,8 @@ def main(mode):
         check_pipeline(proxy, unique_name("pg3_pipeline"))
         check_copy(proxy, unique_name("pg3_copy"))
         proxy.expect_alive()
+    check_pipeline_error_then_late_messages(mode)
+
 
 if __name__ == "__main__":
     run_modes(main)

@@ -78,16 +78,19 @@ Cluster& Cluster::shared() {
   return *cluster;
 }
 
-Cluster::Cluster(const std::string& env_file) : env_file_(env_file) {
-  std::ifstream in(env_file);
+Cluster::Cluster(const std::string& env_file) : env_file_(env_file) { load_env_file(); }
+
+void Cluster::load_env_file() {
+  std::ifstream in(env_file_);
   if (!in) {
-    throw std::runtime_error("cannot read cluster env file " + env_file +
+    throw std::runtime_error("cannot read cluster env file " + env_file_ +
                              ": did the ctest fixture test cluster.start pass?");
   }
   std::string line;
   while (std::getline(in, line)) {
     const auto eq = line.find('=');
     if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+    // In place: references value() handed out stay valid across a re-read.
     env_[line.substr(0, eq)] = unquote(std::string_view(line).substr(eq + 1));
   }
   primary_port_ = parse_port(value("PRIMARY_PORT"), "PRIMARY_PORT");
@@ -128,15 +131,23 @@ std::string Cluster::superuser_conninfo(int port, std::string_view database) con
   return conninfo(port, superuser(), superuser_password(), database);
 }
 
-std::string Cluster::primary_url(std::string_view user) const {
+std::string Cluster::url(int port, std::string_view user) const {
   const std::string who = user.empty() ? std::string() : std::string(user) + "@";
-  return "postgres://" + who + host() + ":" + std::to_string(primary_port_) + "/" + database();
+  return "postgres://" + who + host() + ":" + std::to_string(port) + "/" + database();
 }
 
-std::string Cluster::replica_url(std::string_view user) const {
-  const std::string who = user.empty() ? std::string() : std::string(user) + "@";
-  return "postgres://" + who + host() + ":" + std::to_string(replica_port_) + "/" + database();
+std::string Cluster::primary_url(std::string_view user) const { return url(primary_port_, user); }
+
+std::string Cluster::replica_url(std::string_view user) const { return url(replica_port_, user); }
+
+int Cluster::green_port() const { return parse_port(value("GREEN_PORT"), "GREEN_PORT"); }
+
+std::string Cluster::green_conninfo(std::string_view user, std::string_view password,
+                                    std::string_view database) const {
+  return conninfo(green_port(), user, password, database);
 }
+
+std::string Cluster::green_url(std::string_view user) const { return url(green_port(), user); }
 
 void Cluster::run(std::string_view command) {
   const auto it = env_.find("CLUSTER_SCRIPT");
@@ -164,6 +175,21 @@ void Cluster::stop_replica() { run("stop-replica"); }
 void Cluster::start_replica() { run("start-replica"); }
 void Cluster::promote_replica() { run("promote-replica"); }
 void Cluster::reset() { run("reset"); }
+
+void Cluster::start_green() {
+  run("start-green");
+  load_env_file();  // cluster.sh wrote GREEN_PORT into it
+}
+
+void Cluster::stop_green() { run("stop-green"); }
+
+StopGreenOnExit::~StopGreenOnExit() {
+  try {
+    cluster_.stop_green();
+  } catch (const std::exception& e) {
+    std::cerr << "stopping the green server failed: " << e.what() << "\n";
+  }
+}
 
 ResetOnExit::~ResetOnExit() {
   try {

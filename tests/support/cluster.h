@@ -55,8 +55,20 @@ class Cluster {
   void stop_replica();
   void start_replica();
   void promote_replica();  // returns once pg_is_in_recovery() is false there
-  void reset();            // primary up, replica streaming from it (re-cloned if promoted)
+  void reset();            // primary up, replica streaming from it (re-cloned if promoted),
+                           // its WAL replay resumed if a test paused it
   void run(std::string_view command);
+
+  // "Green": an independent second server for switchover tests, with the app role and
+  // database as on the primary but none of its data (cluster.sh start-green). Its data
+  // directory is made on the first start and kept until the cluster stops.
+  void start_green();  // returns once it accepts connections; re-reads the env file
+  void stop_green();   // fast shutdown; idempotent
+  // Throws std::out_of_range when green was never started.
+  int green_port() const;
+  std::string green_conninfo(std::string_view user = {}, std::string_view password = {},
+                             std::string_view database = {}) const;
+  std::string green_url(std::string_view user = {}) const;
 
   // True once the replica has replayed everything the primary had written when called;
   // false after timeout, or when either server does not answer.
@@ -68,11 +80,25 @@ class Cluster {
  private:
   std::string conninfo(int port, std::string_view user, std::string_view password,
                        std::string_view database) const;
+  void load_env_file();  // (re)reads env_file_ into env_
+  std::string url(int port, std::string_view user) const;
 
   std::string env_file_;
   std::map<std::string, std::string, std::less<>> env_;
   int primary_port_ = 0;
   int replica_port_ = 0;
+};
+
+// Calls cluster.stop_green() when it goes out of scope, also when the test leaves early.
+class StopGreenOnExit {
+ public:
+  explicit StopGreenOnExit(Cluster& cluster) : cluster_(cluster) {}
+  ~StopGreenOnExit();
+  StopGreenOnExit(const StopGreenOnExit&) = delete;
+  StopGreenOnExit& operator=(const StopGreenOnExit&) = delete;
+
+ private:
+  Cluster& cluster_;
 };
 
 // Calls cluster.reset() when it goes out of scope, also when a failed REQUIRE or an

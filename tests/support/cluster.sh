@@ -10,7 +10,14 @@
 #                                   stop = fast shutdown, kill = immediate (crash-like)
 #   cluster.sh promote-replica STATE_DIR
 #   cluster.sh reset STATE_DIR      back to the starting topology: primary up, replica a
-#                                   streaming standby of it (re-cloned if it was promoted)
+#                                   streaming standby of it (re-cloned if it was promoted),
+#                                   its WAL replay running (resumed if a test paused it)
+#   cluster.sh start-green STATE_DIR
+#                                   an independent second server ("green", for switchover
+#                                   tests): its own initdb'd data directory (made on first
+#                                   use, kept until stop), the app role and database as on
+#                                   the primary; adds GREEN_PORT and GREEN_LOG to STATE_DIR/env
+#   cluster.sh stop-green STATE_DIR fast shutdown of green; its data directory stays
 #
 # PostgreSQL refuses to run as root, so as root the servers run as the system user
 # pgsidecar-test (created on first use). Every wait is bounded; a failure names what
@@ -256,7 +263,7 @@ destroy() {
   run=$STATE_DIR/run
   if [[ -d $run ]]; then
     run=$(realpath -- "$run")
-    for dir in "$run/replica" "$run/primary"; do
+    for dir in "$run/green" "$run/replica" "$run/primary"; do
       if [[ -d $dir ]]; then
         stop_node "$dir" fast
       fi
@@ -336,12 +343,27 @@ write_node_config() {
   } | as_pg tee "$dir/pgsidecar_node.conf" >/dev/null
 }
 
-# start_on_free_port DATA_DIR LOG EXCLUDED_PORT PRIMARY_PORT: pick a port, start; a port
-# taken between the check and the bind is retried on another.
+# init_node DATA_DIR INITDB_LOG: a new data directory with the superuser and the test
+# cluster's settings (not started).
+init_node() {
+  local dir=$1 initdb_log=$2 pwfile=$RUN_DIR/superuser.pw
+  # shellcheck disable=SC2016  # $1 is for the inner shell
+  as_pg sh -c 'umask 077; cat >"$1"' sh "$pwfile" <<<"$SUPERUSER_PASSWORD"
+  as_pg timeout 120 "$PG_BIN/initdb" -D "$dir" -U "$SUPERUSER" --pwfile="$pwfile" \
+    --auth-local=scram-sha-256 --auth-host=scram-sha-256 --encoding=UTF8 --locale=C \
+    --no-sync >"$initdb_log" 2>&1 || die "initdb of $dir failed" "$initdb_log"
+  rm -f -- "$pwfile"
+  write_primary_config "$dir"
+}
+
+# start_on_free_port DATA_DIR LOG EXCLUDED_PORTS PRIMARY_PORT: pick a port (not one of the
+# space-separated EXCLUDED_PORTS), start; a port taken between the check and the bind is
+# retried on another.
 start_on_free_port() {
   local dir=$1 logfile=$2 excluded=$3 primary_port=$4 attempt port seen
   for attempt in 1 2 3 4 5; do
-    port=$(pick_port "$excluded")
+    # shellcheck disable=SC2086  # EXCLUDED_PORTS may name several ports
+    port=$(pick_port $excluded)
     write_node_config "$dir" "$port" "$primary_port"
     seen=0
     if [[ -f $logfile ]]; then
@@ -407,14 +429,8 @@ cmd_start() {
   fi
   choose_run_dir
 
-  local primary=$RUN_DIR/primary pwfile=$RUN_DIR/superuser.pw
-  # shellcheck disable=SC2016  # $1 is for the inner shell
-  as_pg sh -c 'umask 077; cat >"$1"' sh "$pwfile" <<<"$SUPERUSER_PASSWORD"
-  as_pg timeout 120 "$PG_BIN/initdb" -D "$primary" -U "$SUPERUSER" --pwfile="$pwfile" \
-    --auth-local=scram-sha-256 --auth-host=scram-sha-256 --encoding=UTF8 --locale=C \
-    --no-sync >"$RUN_DIR/initdb.log" 2>&1 || die "initdb failed" "$RUN_DIR/initdb.log"
-  rm -f -- "$pwfile"
-  write_primary_config "$primary"
+  local primary=$RUN_DIR/primary
+  init_node "$primary" "$RUN_DIR/initdb.log"
 
   PRIMARY_PORT=$(start_on_free_port "$primary" "$RUN_DIR/primary.log" 0 "")
   local statement
@@ -459,6 +475,13 @@ cmd_status() {
     fi
     echo "$node 127.0.0.1:$port $state"
   done
+  # Green runs only for the tests that start it: it does not count for the exit status.
+  dir=$(node_dir green)
+  if [[ -d $dir ]]; then
+    port=$(node_port "$dir")
+    if node_running "$dir"; then state=running; else state=stopped; fi
+    echo "green 127.0.0.1:$port $state"
+  fi
   return "$rc"
 }
 
@@ -503,6 +526,9 @@ cmd_reset() {
   # primary's timeline any more) is cloned afresh on the same port.
   if [[ $recovery == t ]] && wait_sql "$PRIMARY_PORT" "SELECT count(*) FROM pg_stat_replication
        WHERE application_name = '$SLOT' AND state = 'streaming'" 1 15; then
+    # A test may have paused WAL replay (pg_wal_replay_pause) to make the replica lag.
+    sql "$REPLICA_PORT" "SELECT pg_wal_replay_resume()" >/dev/null ||
+      die "could not resume WAL replay on the replica" "$RUN_DIR/replica.log"
     log "reset: primary and streaming replica already in place"
     return 0
   fi
@@ -513,8 +539,54 @@ cmd_reset() {
   log "reset: replica 127.0.0.1:$REPLICA_PORT streaming again"
 }
 
+# set_env_value KEY VALUE: add or replace one line of STATE_DIR/env, atomically.
+set_env_value() {
+  local key=$1 value=$2 tmp=$STATE_DIR/env.tmp
+  {
+    grep -v "^$key=" -- "$STATE_DIR/env" || true
+    printf '%s=%q\n' "$key" "$value"
+  } >"$tmp"
+  chmod 644 "$tmp"
+  mv -f -- "$tmp" "$STATE_DIR/env"
+}
+
+cmd_start_green() {
+  load_env
+  local dir=$RUN_DIR/green logfile=$RUN_DIR/green.log port statement
+  if [[ ! -f $dir/PG_VERSION ]]; then
+    as_pg rm -rf -- "$dir"
+    init_node "$dir" "$RUN_DIR/green-initdb.log"
+    port=$(start_on_free_port "$dir" "$logfile" "$PRIMARY_PORT $REPLICA_PORT" "")
+    for statement in \
+      "CREATE ROLE $APP_USER LOGIN CREATEDB PASSWORD '$APP_PASSWORD'" \
+      "CREATE DATABASE $DATABASE OWNER $APP_USER"; do
+      sql "$port" "$statement" >/dev/null || die "setup statement failed on green: $statement" "$logfile"
+    done
+  elif node_running "$dir"; then
+    port=$(node_port "$dir")
+  else
+    port=$(node_port "$dir")
+    # Its old port may have been taken while it was down: then it moves to another.
+    if port_in_use "$port" || ! start_node "$dir" "$logfile"; then
+      stop_node "$dir" immediate
+      port=$(start_on_free_port "$dir" "$logfile" "$PRIMARY_PORT $REPLICA_PORT" "")
+    fi
+  fi
+  set_env_value GREEN_PORT "$port"
+  set_env_value GREEN_LOG "$logfile"
+  log "green 127.0.0.1:$port running"
+}
+
+cmd_stop_green() {
+  load_env
+  stop_node "$RUN_DIR/green" fast
+  log "stop-green done"
+}
+
 case $COMMAND in
   start) take_lock; cmd_start ;;
+  start-green) take_lock; cmd_start_green ;;
+  stop-green) take_lock; cmd_stop_green ;;
   stop) take_lock; cmd_stop ;;
   status) cmd_status ;;
   env) load_env; cat -- "$STATE_DIR/env" ;;

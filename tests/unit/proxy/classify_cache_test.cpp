@@ -12,18 +12,35 @@ using pgsidecar::proxy::ClassificationCache;
 using pgsidecar::proxy::classify_sql;
 using pgsidecar::proxy::StatementKind;
 
-// Counts this thread's allocations, to hold the cache to "a hit does not allocate".
+// Counts this thread's allocations, to hold the cache to "a hit does not allocate". Every
+// unaligned form is replaced, so each allocation and its release meet in malloc/free
+// (sanitizers check that new and delete pair up).
 namespace {
 thread_local std::size_t allocations = 0;
-}  // namespace
 
-void* operator new(std::size_t size) {
+void* counted_malloc(std::size_t size) noexcept {
   ++allocations;
-  if (void* p = std::malloc(size == 0 ? 1 : size)) return p;
+  return std::malloc(size == 0 ? 1 : size);
+}
+
+void* counted_or_throw(std::size_t size) {
+  if (void* p = counted_malloc(size)) return p;
   throw std::bad_alloc();
 }
+}  // namespace
+
+void* operator new(std::size_t size) { return counted_or_throw(size); }
+void* operator new[](std::size_t size) { return counted_or_throw(size); }
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept { return counted_malloc(size); }
+void* operator new[](std::size_t size, const std::nothrow_t&) noexcept {
+  return counted_malloc(size);
+}
 void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
 
 namespace {
 

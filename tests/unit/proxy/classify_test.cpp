@@ -40,7 +40,6 @@ constexpr Case kCases[] = {
     {"select pg_catalog.now(), pg_catalog.lower('A')", R, ""},
     {"select extract(year from created_at), date_trunc('day', created_at), "
      "substring(name from 2), trim(both from name), position('a' in name) from t", R, ""},
-    {"select currval('s'), lastval()", R, ""},
     {"select pg_is_in_recovery(), pg_last_wal_replay_lsn(), version()", R, ""},
     {"select jsonb_build_object('a', 1) ->> 'a', to_char(now(), 'YYYY')", R, ""},
     {"select row_number() over (order by id), lag(x) over w from t window w as (order by id)",
@@ -119,6 +118,10 @@ constexpr Case kCases[] = {
     {"select set_config('a.b', 'c', false)", W, "set_config() writes"},
     {"select txid_current()", W, "txid_current() writes"},
     {"select pg_current_xact_id()", W, "pg_current_xact_id() writes"},
+    // Functions that work on the primary only.
+    {"select currval('s')", W, "currval() runs on the primary only"},
+    {"select lastval()", W, "lastval() runs on the primary only"},
+    {"select pg_current_wal_lsn()", W, "pg_current_wal_lsn() runs on the primary only"},
     {"select pg_terminate_backend(123)", W, "pg_terminate_backend() writes"},
     {"select pg_stat_reset()", W, "pg_stat_reset() writes"},
     {"select count(*) filter (where nextval('s') > 0) from t", W, "nextval() writes"},
@@ -228,25 +231,36 @@ TEST_CASE("a plain SELECT sets no flags") {
 TEST_CASE("BEGIN and START TRANSACTION report READ ONLY, the last mode winning") {
   struct Begin {
     std::string_view sql;
+    StatementKind kind;
     bool read_only;
+    std::string_view reason;
   };
+  // A hot standby refuses READ WRITE and SERIALIZABLE (even READ ONLY SERIALIZABLE):
+  // those transactions need the primary, so they are Write.
   constexpr Begin kBegins[] = {
-      {"BEGIN READ ONLY", true},
-      {"begin transaction read only", true},
-      {"start transaction isolation level repeatable read, read only", true},
-      {"START TRANSACTION READ ONLY DEFERRABLE", true},
-      {"begin", false},
-      {"begin read write", false},
-      {"start transaction read write", false},
-      {"begin isolation level serializable", false},
-      {"begin read only, read write", false},
-      {"begin read write, read only", true},
+      {"BEGIN READ ONLY", R, true, "BEGIN"},
+      {"begin transaction read only", R, true, "BEGIN"},
+      {"start transaction isolation level repeatable read, read only", R, true,
+       "START TRANSACTION"},
+      {"START TRANSACTION READ ONLY DEFERRABLE", R, true, "START TRANSACTION"},
+      {"begin", R, false, "BEGIN"},
+      {"begin isolation level read committed", R, false, "BEGIN"},
+      {"begin read write, read only", R, true, "BEGIN"},
+      {"begin read write", W, false, "BEGIN READ WRITE"},
+      {"start transaction read write", W, false, "START TRANSACTION READ WRITE"},
+      {"begin read only, read write", W, false, "BEGIN READ WRITE"},
+      {"begin isolation level serializable", W, false, "BEGIN ISOLATION LEVEL SERIALIZABLE"},
+      {"begin isolation level serializable, read only, deferrable", W, true,
+       "BEGIN ISOLATION LEVEL SERIALIZABLE"},
+      {"begin isolation level serializable, isolation level repeatable read, read only", R,
+       true, "BEGIN"},
   };
   for (const Begin& b : kBegins) {
     const std::string sql(b.sql);
     CAPTURE(sql);
     const Classification got = classify_sql(b.sql);
-    CHECK(got.kind == R);
+    CHECK(got.kind == b.kind);
+    CHECK(got.reason == std::string(b.reason));
     CHECK(got.transaction_control);
     CHECK(got.begins_read_only == b.read_only);
   }
@@ -278,20 +292,35 @@ TEST_CASE("SET TRANSACTION and transaction_read_only shape the current transacti
   CHECK(got.reason == "SET TRANSACTION");
   CHECK_FALSE(got.sets_default_read_only.has_value());
 
-  got = classify_sql("set transaction isolation level serializable, read only");
-  CHECK(got.sets_transaction_read_only);
-  got = classify_sql("set transaction isolation level serializable");
+  got = classify_sql("set transaction isolation level repeatable read");
   CHECK(got.kind == R);
   CHECK(got.transaction_control);
   CHECK_FALSE(got.sets_transaction_read_only);
-  CHECK_FALSE(classify_sql("set transaction read write").sets_transaction_read_only);
+
+  // Modes a hot standby refuses.
+  got = classify_sql("set transaction read write");
+  CHECK(got.kind == W);
+  CHECK(got.reason == "SET TRANSACTION READ WRITE");
+  CHECK(got.transaction_control);
+  CHECK_FALSE(got.sets_transaction_read_only);
+  got = classify_sql("set transaction isolation level serializable, read only");
+  CHECK(got.kind == W);
+  CHECK(got.reason == "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE");
+  CHECK(got.sets_transaction_read_only);
 
   got = classify_sql("set transaction_read_only = on");
   CHECK(got.kind == R);
   CHECK(got.transaction_control);
   CHECK(got.sets_transaction_read_only);
   CHECK(classify_sql("SET LOCAL transaction_read_only TO true").sets_transaction_read_only);
-  CHECK_FALSE(classify_sql("set local transaction_read_only to off").sets_transaction_read_only);
+  got = classify_sql("set local transaction_read_only to off");
+  CHECK(got.kind == W);
+  CHECK(got.reason == "SET transaction_read_only = off");
+  CHECK(got.transaction_control);
+  CHECK_FALSE(got.sets_transaction_read_only);
+  got = classify_sql("set transaction_read_only = maybe");
+  CHECK(got.kind == W);
+  CHECK_FALSE(got.sets_transaction_read_only);
 }
 
 TEST_CASE("SET default_transaction_read_only reports the value it sets") {
