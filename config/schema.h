@@ -73,6 +73,7 @@ struct Listen {
   std::string unix_socket_dir;  // empty: no Unix socket
   int workers = 0;              // 0: one per core
   int max_client_connections = 10000;
+  Duration drain_timeout{std::chrono::seconds(10)};  // SIGTERM: how long transactions may finish
 };
 
 struct Http {

@@ -128,28 +128,44 @@ Option last_option(object holder, std::string_view list_key, std::string_view na
   return found;
 }
 
-// Transaction modes from BEGIN, START TRANSACTION, SET TRANSACTION or SET SESSION
-// CHARACTERISTICS. READ ONLY arrives as transaction_read_only = 1, READ WRITE as 0.
+// Transaction modes from BEGIN, START TRANSACTION or SET TRANSACTION. READ ONLY arrives
+// as transaction_read_only = 1, READ WRITE as 0. The server applies the modes one by one,
+// so the last READ ONLY/READ WRITE decides the mode, but a hot standby refuses the
+// statement if any mode it applies is READ WRITE or SERIALIZABLE ("cannot set
+// transaction read-write mode during recovery", "cannot use serializable mode in a hot
+// standby"), even when a later mode overrides it.
 struct TransactionModes {
   std::optional<bool> read_only;
-  bool serializable = false;
+  bool any_read_write = false;
+  bool any_serializable = false;
 };
 
 TransactionModes transaction_modes(object holder, std::string_view list_key) {
   TransactionModes modes;
-  const Option read_only = last_option(holder, list_key, "transaction_read_only");
-  if (read_only.has_arg) modes.read_only = node_as_bool(read_only.arg);
-  const Option isolation = last_option(holder, list_key, "transaction_isolation");
-  modes.serializable = isolation.has_arg && node_as_string(isolation.arg) == "serializable";
+  array options;
+  if (!array_field(holder, list_key, options)) return modes;
+  for (element option : options) {
+    std::string_view type;
+    object def;
+    element arg;
+    if (!unwrap(option, type, def) || type != "DefElem" ||
+        def["arg"].get(arg) != simdjson::SUCCESS)
+      continue;
+    const std::string_view name = string_field(def, "defname");
+    if (name == "transaction_read_only") {
+      modes.read_only = node_as_bool(arg);
+      if (modes.read_only == false) modes.any_read_write = true;
+    } else if (name == "transaction_isolation" && node_as_string(arg) == "serializable") {
+      modes.any_serializable = true;
+    }
+  }
   return modes;
 }
 
-// What makes a transaction impossible on a hot standby ("cannot set transaction
-// read-write mode during recovery", "cannot use serializable mode in a hot standby"),
-// even with READ ONLY; empty when nothing does.
+// Why a hot standby refuses these modes; empty when it accepts them.
 std::string_view needs_primary(const TransactionModes& modes) {
-  if (modes.read_only == false) return " READ WRITE";
-  if (modes.serializable) return " ISOLATION LEVEL SERIALIZABLE";
+  if (modes.any_read_write) return " READ WRITE";
+  if (modes.any_serializable) return " ISOLATION LEVEL SERIALIZABLE";
   return {};
 }
 
@@ -497,8 +513,10 @@ Classification classify_sql(std::string_view sql) {
     reader.release_if_large();  // the usual failure: nesting deeper than simdjson's limit
     return write_classification("parse tree too deep: treated as write");
   }
-  if (root["stmts"].get(stmts) != simdjson::SUCCESS)
+  if (root["stmts"].get(stmts) != simdjson::SUCCESS) {
+    reader.release_if_large();
     return write_classification("unreadable parse tree: treated as write");
+  }
 
   Classification out;
   out.kind = StatementKind::Read;

@@ -18,9 +18,13 @@ struct Classification {
   // "parse error: treated as write". For a multi-statement string, the first Write
   // statement's reason, else the first statement's.
   std::string reason;
-  // BEGIN/START/COMMIT/ROLLBACK/SAVEPOINT/RELEASE/PREPARE TRANSACTION/... or SET TRANSACTION.
+  // BEGIN/START/COMMIT/ROLLBACK/SAVEPOINT/RELEASE/PREPARE TRANSACTION/..., SET TRANSACTION
+  // and SET transaction_read_only. Read, except two-phase commit and the modes a hot
+  // standby refuses (see below).
   bool transaction_control = false;
-  // BEGIN READ ONLY / START TRANSACTION READ ONLY (the last mode given wins).
+  // BEGIN READ ONLY / START TRANSACTION READ ONLY (the last mode given wins). The mode
+  // only: a BEGIN that a hot standby refuses (any READ WRITE or SERIALIZABLE mode, even
+  // SERIALIZABLE READ ONLY) is Write, so check `kind` before this flag.
   bool begins_read_only = false;
   // SET TRANSACTION READ ONLY, SET [LOCAL] transaction_read_only = on.
   bool sets_transaction_read_only = false;

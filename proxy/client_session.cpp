@@ -235,6 +235,25 @@ void ClientSession::close_idle() {
              false);
 }
 
+void ClientSession::drain() {
+  if (closing_) return;
+  draining_ = true;
+  if (state_ != ClientState::Ready || (server_ == nullptr && !waiting_ && !route_waiting_ && !admin_busy_)) {
+    close_for_shutdown();
+    return;
+  }
+  // Busy: closed at the end of its transaction (unlink_server / on_server_ready_for_query).
+}
+
+void ClientSession::close_for_shutdown() {
+  if (state_ != ClientState::Ready) {
+    close("shutting down");
+    return;
+  }
+  send_error(protocol::make_fatal(sqlstate::kAdminShutdown, "terminating connection: pgsidecar is shutting down"),
+             false);
+}
+
 void ClientSession::reject_too_many(int limit) {
   fail_login(sqlstate::kTooManyConnections,
              "sorry, too many clients already (max_client_connections = " + std::to_string(limit) + ")");
@@ -734,6 +753,7 @@ void ClientSession::unlink_server(bool reusable) {
   server_ = nullptr;
   s->detach();
   pool_->release(*s, reusable ? ReleaseKind::Reusable : ReleaseKind::Close);
+  if (draining_) close_for_shutdown();
 }
 
 void ClientSession::on_server_unavailable(const protocol::ErrorFields& why) {
@@ -798,6 +818,11 @@ void ClientSession::replay_request() {
 
 void ClientSession::on_server_ready_for_query(char tx_status) {
   tx_status_ = tx_status;
+  if (session_mode_ && draining_ && tx_status == 'I' && server_ != nullptr && server_->idle_in_sync() &&
+      !in_extended_) {
+    close_for_shutdown();  // close() hands the server back with a reset
+    return;
+  }
   if (server_ == nullptr || session_mode_) return;
   log_debug("client_ready_for_query")
       .kv("session", static_cast<long long>(id_))

@@ -69,6 +69,7 @@ class ClientSession {
   bool idle_expired(std::chrono::steady_clock::time_point now) const;  // client_idle_timeout
   void close_idle();
   void reject_too_many(int limit);  // max_client_connections reached
+  void drain();                     // shutting down: close now if idle, else at the transaction's end
   void retry_route();               // a new topology snapshot: try routing again
   void route_wait_expired();        // write_wait (or the switchover pause) ran out
 
@@ -113,6 +114,7 @@ class ClientSession {
   Intent transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h);
   RouteOutcome route_and_acquire(Intent intent);
   void fail_route(protocol::ErrorFields e);
+  void close_for_shutdown();
   void link_server(ServerConn& server);
   void capture_for_retry(const std::byte* p, std::size_t n);
   void replay_request();
@@ -181,6 +183,7 @@ class ClientSession {
   bool copy_in_ = false;       // server asked for COPY data
   bool session_mode_ = false;
   bool admin_ = false;         // logged into the admin console
+  bool draining_ = false;      // the worker is stopping: close at the next transaction boundary
   bool admin_busy_ = false;    // an admin command's reply is still to come
   char tx_status_ = 'I';
 

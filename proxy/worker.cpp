@@ -67,13 +67,26 @@ void Worker::request_stop() {
   post([this] { stop_on_loop(); });
 }
 
+// Graceful stop: accept no one new, close idle clients now and busy ones at the end of
+// their transaction; after drain_timeout close whatever is left. The tick finishes it.
 void Worker::stop_on_loop() {
   if (stopping_) return;
   stopping_ = true;
+  drain_deadline_ = now() + config_->listen.drain_timeout;
   for (auto& l : listeners_) l->close();
   std::vector<ClientSession*> all;
   for (auto& [id, s] : sessions_) all.push_back(s.get());
-  for (ClientSession* s : all) s->close("shutting down");
+  for (ClientSession* s : all) s->drain();
+  continue_stop();
+}
+
+void Worker::continue_stop() {
+  if (finished_) return;
+  if (!sessions_.empty() && now() < drain_deadline_) return;
+  finished_ = true;
+  std::vector<ClientSession*> all;
+  for (auto& [id, s] : sessions_) all.push_back(s.get());
+  for (ClientSession* s : all) s->close("drain_timeout reached");
   for (auto& [key, pool] : pools_) pool->close_all();
   uv_timer_stop(&tick_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
@@ -126,6 +139,10 @@ void Worker::expire_route_waiters(std::chrono::steady_clock::time_point now) {
 void Worker::on_tick(uv_timer_t* t) {
   auto* self = static_cast<Worker*>(t->data);
   const auto now = self->now();
+  if (self->stopping_) {
+    self->continue_stop();
+    if (self->finished_) return;
+  }
   for (auto& [key, pool] : self->pools_) pool->tick(now);
   self->expire_route_waiters(now);
   static thread_local int counter = 0;

@@ -55,6 +55,7 @@ class Worker {
   std::chrono::steady_clock::time_point now() const { return std::chrono::steady_clock::now(); }
 
   void accept_client(uv_stream_t* listener, bool is_tcp);
+  bool stopping() const { return stopping_; }
   void forget_session(ClientSession* session);  // frees it
   ClientSession* find_session(SessionId id);
   ClientSession* find_session_by_pid(int32_t virtual_pid);
@@ -86,6 +87,7 @@ class Worker {
   static void on_tick(uv_timer_t* t);
   void run();
   void stop_on_loop();
+  void continue_stop();
 
   App& app_;
   int id_;
@@ -112,7 +114,9 @@ class Worker {
   void expire_route_waiters(std::chrono::steady_clock::time_point now);
   std::map<std::string, protocol::ScramVerifier> verifiers_;
   std::vector<std::byte> mock_secret_;
-  bool stopping_ = false;
+  bool stopping_ = false;  // draining: no new clients
+  bool finished_ = false;  // handles closing, the loop is ending
+  std::chrono::steady_clock::time_point drain_deadline_{};
 };
 
 // Virtual BackendKeyData process ids carry the worker id so any worker can route a
