@@ -592,7 +592,7 @@ Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, 
   // Without replicas every transaction goes to the primary (and waits for it): no need to know.
   if (database_->replicas.empty()) return Intent::Write;
   const std::string* default_ro = params_.find("default_transaction_read_only");
-  if (default_ro != nullptr && *default_ro == "on") return Intent::Read;
+  const bool read_only_default = default_ro != nullptr && *default_ro == "on";
   std::string_view sql;
   if (in.size() >= h.total_size()) {
     const auto body = in.subspan(5, h.body_size());
@@ -611,16 +611,19 @@ Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, 
         if (const PreparedStatement* stmt = statements_.find(name)) sql = stmt->query;
     }
   }
-  if (sql.empty()) return Intent::Write;
+  if (sql.empty()) return read_only_default ? Intent::Read : Intent::Write;
   switch (quick_classify(sql)) {
     case QuickVerdict::Read: return Intent::Read;
     case QuickVerdict::Write: return Intent::Write;
     case QuickVerdict::Unsure: break;
   }
   const Classification& c = worker_.classifier().classify(sql);
+  // Write first: BEGIN READ WRITE or SERIALIZABLE READ ONLY must not reach a replica.
+  if (c.kind == StatementKind::Write) return Intent::Write;
   if (c.begins_read_only) return Intent::Read;
-  if (c.transaction_control) return Intent::Write;  // a plain BEGIN may be followed by anything
-  return c.kind == StatementKind::Read ? Intent::Read : Intent::Write;
+  // A plain BEGIN may be followed by anything, unless the session defaults to read-only.
+  if (c.transaction_control) return read_only_default ? Intent::Read : Intent::Write;
+  return Intent::Read;
 }
 
 ClientSession::RouteOutcome ClientSession::route_and_acquire(Intent intent) {

@@ -28,10 +28,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 # Seeds: a few well-formed inputs per target, so the fuzzer starts from real messages.
-"$python" - "$work" <<'PY'
+"$python" - "$work" "$root" <<'PY'
 import os, struct, sys
 
 work = sys.argv[1]
+root = sys.argv[2]
 
 def msg(tag, body):
     return tag.encode() + struct.pack("!i", len(body) + 4) + body
@@ -87,6 +88,17 @@ write("startup_fuzz", "gssenc", untyped(struct.pack("!i", 80877104)))
 write("startup_fuzz", "cancel", untyped(struct.pack("!iii", 80877102, 42, 7)))
 write("startup_fuzz", "v3_1", untyped(struct.pack("!i", 196609) + cstr("user") + cstr("u") + cstr("_pq_.x") + cstr("1") + b"\0"))
 write("startup_fuzz", "v2", untyped(struct.pack("!i", 131072) + cstr("user") + cstr("u") + b"\0"))
+
+# config_fuzz: TOML files.
+write("config_fuzz", "example", open(os.path.join(root, "config", "example.toml"), "rb").read())
+write("config_fuzz", "minimal", b'[[users]]\nname = "app"\npassword = "${SET}"\n[[databases]]\nname = "app"\n'
+      b'primary = "postgres://127.0.0.1:5432/app"\nwrite_wait = "2s"\n')
+
+# classify_fuzz: SQL text.
+for i, sql in enumerate([b"SELECT * FROM t WHERE a = $1 FOR UPDATE", b"WITH x AS (DELETE FROM t RETURNING *) SELECT 1",
+                         b"BEGIN READ ONLY; SELECT nextval('s'); COMMIT", b"EXPLAIN ANALYZE SELECT 1",
+                         b"SET default_transaction_read_only = on"]):
+    write("classify_fuzz", "sql%d" % i, sql)
 PY
 
 failed=()

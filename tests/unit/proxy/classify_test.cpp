@@ -236,7 +236,8 @@ TEST_CASE("BEGIN and START TRANSACTION report READ ONLY, the last mode winning")
     std::string_view reason;
   };
   // A hot standby refuses READ WRITE and SERIALIZABLE (even READ ONLY SERIALIZABLE):
-  // those transactions need the primary, so they are Write.
+  // those transactions need the primary, so they are Write. begins_read_only still
+  // reports the transaction's mode.
   constexpr Begin kBegins[] = {
       {"BEGIN READ ONLY", R, true, "BEGIN"},
       {"begin transaction read only", R, true, "BEGIN"},
@@ -245,15 +246,16 @@ TEST_CASE("BEGIN and START TRANSACTION report READ ONLY, the last mode winning")
       {"START TRANSACTION READ ONLY DEFERRABLE", R, true, "START TRANSACTION"},
       {"begin", R, false, "BEGIN"},
       {"begin isolation level read committed", R, false, "BEGIN"},
-      {"begin read write, read only", R, true, "BEGIN"},
       {"begin read write", W, false, "BEGIN READ WRITE"},
       {"start transaction read write", W, false, "START TRANSACTION READ WRITE"},
       {"begin read only, read write", W, false, "BEGIN READ WRITE"},
       {"begin isolation level serializable", W, false, "BEGIN ISOLATION LEVEL SERIALIZABLE"},
       {"begin isolation level serializable, read only, deferrable", W, true,
        "BEGIN ISOLATION LEVEL SERIALIZABLE"},
-      {"begin isolation level serializable, isolation level repeatable read, read only", R,
-       true, "BEGIN"},
+      // The server applies each mode in turn: a later one does not undo the refusal.
+      {"begin read write, read only", W, true, "BEGIN READ WRITE"},
+      {"begin isolation level serializable, isolation level repeatable read, read only", W,
+       true, "BEGIN ISOLATION LEVEL SERIALIZABLE"},
   };
   for (const Begin& b : kBegins) {
     const std::string sql(b.sql);
