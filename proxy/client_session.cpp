@@ -384,8 +384,8 @@ bool ClientSession::process_messages() {
         if (local == LocalPrepare::NeedMore) break;
         if (closing_) return false;
       }
-      const RouteOutcome outcome = route_and_acquire(transaction_intent(t, in, h));
-      if (outcome == RouteOutcome::Failed) continue;  // pending_error_ answers this request
+      route_and_acquire(transaction_intent(t, in, h));
+      if (pending_error_) continue;  // refused at once: the error answers this request
       if (server_ == nullptr) break;
     }
     forward_dest_ = server_->stream();  // a batch goes to one server: it was linked before any byte
@@ -775,12 +775,12 @@ void ClientSession::on_server_unavailable(const protocol::ErrorFields& why) {
     retry_.used = true;
     retry_.avoid = routed_server_;
     log_info("read_rerouted").kv("worker", worker_.id()).kv("session", static_cast<long long>(id_)).kv("error", why.message);
-    if (!acquiring_) process_input();
+    process_input();  // inside a pass, this asks for another one
     return;
   }
   // The connection stays usable: the request that needed a server gets this error.
   pending_error_ = why;
-  if (!acquiring_) process_input();
+  process_input();
 }
 
 void ClientSession::on_server_lost(std::string_view reason) {

@@ -33,6 +33,16 @@ class ResponseExpectations {
       pop();
     }
   }
+  // A ReadyForQuery arrived: pops its 'Z' entry. Parse/Close entries still ahead of it
+  // were skipped by the server (they followed an error before the Sync) and are dropped
+  // too, with on_dropped_parse(name) for each Parse. Returns the popped 'Z' entry's
+  // swallow flag (false when none was expected).
+  template <typename F>
+  bool on_ready(F&& on_dropped_parse) {
+    on_error(on_dropped_parse);
+    if (entries_.empty()) return false;
+    return pop().swallow;
+  }
   // True while the oldest outstanding reply belongs to injected SQL.
   bool swallowing() const { return !entries_.empty() && entries_.front().reply == 'Z' && entries_.front().swallow; }
   std::size_t pending_ready() const { return pending_ready_; }

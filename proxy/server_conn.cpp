@@ -508,7 +508,7 @@ bool ServerConn::process_forwarding() {
     bool boundary = false;
     switch (h.tag) {
       case tag(BackendTag::ReadyForQuery): {
-        if (expectations_.front() != nullptr && expectations_.front()->reply == 'Z') expectations_.pop();
+        expectations_.on_ready([this](const std::string& name) { statements_.erase(name); });
         protocol::parse_ready_for_query(body, tx_status_);
         boundary = true;
         break;

@@ -119,6 +119,24 @@ def direct(superuser=False, database=None):
     return libpq_url(c.host, c.primary_port, user, password, database or c.database)
 
 
+def server_activity():
+    """The primary's view of the app database's sessions, one line each (for the message
+    of a test that timed out: did the query reach a server, is a transaction open?)."""
+    c = cluster()
+    psql = os.path.join(c.values.get("PG_BIN", "/usr/lib/postgresql/15/bin"), "psql")
+    query = ("SELECT pid, state, backend_type, wait_event, "
+             "round(extract(epoch FROM now() - state_change)::numeric, 1) AS state_age_s, "
+             "left(regexp_replace(query, '\\s+', ' ', 'g'), 100) AS query "
+             "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+             "ORDER BY state, pid")
+    try:
+        out = subprocess.run([psql, "-X", "-A", "-F", " | ", "-P", "footer=off", "-c", query, direct()],
+                             capture_output=True, text=True, timeout=15)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"(pg_stat_activity unavailable: {e})"
+    return out.stdout if out.returncode == 0 else f"(pg_stat_activity failed: {out.stderr.strip()})"
+
+
 def _port_free(port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
@@ -145,11 +163,14 @@ def _connects(port, timeout=0.2):
         return False
 
 
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not in a forked child
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent():
     """In the child before exec: SIGKILL it when the test process dies, so a test killed
     by ctest's timeout leaves no proxy behind."""
-    PR_SET_PDEATHSIG = 1
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def _toml_string(s):
@@ -350,6 +371,7 @@ def _start_watchdog(seconds):
         sys.stdout.flush()
         sys.stderr.write(f"\nWATCHDOG: the test did not finish within {seconds}s; thread stacks:\n")
         faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+        sys.stderr.write("----- pg_stat_activity of the primary -----\n" + server_activity() + "-----\n")
         for proxy in list(_live_proxies):
             sys.stderr.write(f"----- last lines of pgsidecar (port {proxy.port}) output -----\n"
                              f"{proxy.stderr_tail()}-----\n")

@@ -18,7 +18,7 @@ import time
 
 import asyncpg
 
-from harness import Proxy, expect, expect_equal, log, run_modes
+from harness import Proxy, expect, expect_equal, log, run_modes, server_activity
 
 CONNECTIONS = 50
 FETCHES = 200
@@ -84,8 +84,13 @@ async def client(dsn, index, finished, progress):
             try:
                 await order[i % len(order)](conn, index * 10_000 + i)
             except Exception as e:
-                raise AssertionError(f"connection {index}, fetch {i} ({order[i % len(order)].__name__}): "
-                                     f"{type(e).__name__}: {e}") from e
+                detail = ""
+                if isinstance(e, asyncio.TimeoutError):
+                    # Where did the query get stuck: on a server, or in the proxy?
+                    detail = "; the primary's sessions then:\n" + await asyncio.to_thread(server_activity)
+                raise AssertionError(f"connection {index} (pid {conn.get_server_pid()} from the proxy), "
+                                     f"fetch {i} ({order[i % len(order)].__name__}): "
+                                     f"{type(e).__name__}: {e}{detail}") from e
         # The cache really was used: asyncpg kept its statements prepared.
         cached = len(conn._stmt_cache)  # asyncpg's statement cache (an LRU of prepared statements)
         expect(cached >= len(STATEMENTS), f"connection {index}: only {cached} statements cached")
