@@ -565,8 +565,13 @@ void ClientSession::flush_forward() {
   if (forward_.empty() || forward_.in_flight()) return;
   const int rc = forward_.flush(forward_dest_, this, &ClientSession::on_forward_written);
   if (rc != 0) {
+    // The server connection is broken: handled like any lost server (replay or FATAL).
     forward_.complete();
-    close("write to server failed");
+    if (server_ != nullptr) {
+      server_->close(std::string("write to server failed: ") + uv_strerror(rc));
+    } else {
+      close("write to server failed");
+    }
   }
 }
 

@@ -97,7 +97,7 @@ void PoolShard::acquire(ClientSession& session) {
   serve_waiters();
   if (!waiters_.empty()) {
     open_connections();
-    if (!waiters_.empty() && limits_->open() >= limits_->size() && owned() < share_)
+    if (!waiters_.empty() && limits_->open() >= limits_->size())
       worker_.app().broadcast_server_wanted(key_, worker_.id());
   }
 }
@@ -128,7 +128,10 @@ void PoolShard::serve_waiters() {
   }
 }
 
+void PoolShard::on_server_closing(ServerConn& server) { remove_idle(server); }
+
 bool PoolShard::give_to_waiter(ServerConn& server) {
+  if (server.state() == ServerState::Closing) return false;
   while (!waiters_.empty()) {
     const Waiter w = waiters_.front();
     waiters_.pop_front();
@@ -190,6 +193,12 @@ void PoolShard::on_server_ready(ServerConn& server) {
     return;
   }
   if (give_to_waiter(server)) return;
+  // Nobody here wants it while another worker's clients wait at the global limit: an idle
+  // connection here would only make them wait, so give the slot back.
+  if (waiting_elsewhere() > 0 && limits_->open() >= limits_->size()) {
+    server.close("slot handed to another worker");
+    return;
+  }
   server.make_idle();
   idle_.push_back(&server);
 }
@@ -241,7 +250,8 @@ void PoolShard::on_slot_freed() {
 }
 
 void PoolShard::on_server_wanted() {
-  if (idle_.empty() || owned() <= share_) return;
+  // An idle server means no client of this worker wants one: hand the slot over.
+  if (idle_.empty()) return;
   ServerConn* s = idle_.front();  // least recently used
   idle_.erase(idle_.begin());
   s->close("slot handed to another worker");

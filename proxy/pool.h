@@ -105,7 +105,8 @@ class PoolShard {
   // From ServerConn.
   void on_server_ready(ServerConn& server);  // logged in, or reset done: serve a waiter or idle
   void on_server_failed(ServerConn& server, const protocol::ErrorFields& why);  // login failed
-  void on_server_closed(ServerConn& server);  // last handle closed: frees the object
+  void on_server_closing(ServerConn& server);  // close() began: never lease it again
+  void on_server_closed(ServerConn& server);   // last handle closed: frees the object
 
   // From the worker.
   void tick(std::chrono::steady_clock::time_point now);

@@ -172,6 +172,7 @@ void ServerConn::fail_login(const protocol::ErrorFields& why) {
 void ServerConn::close(std::string_view reason) {
   if (closing_) return;
   closing_ = true;
+  pool_.on_server_closing(*this);
   const bool was_logged_in = state_ != ServerState::Connecting && state_ != ServerState::LoggingIn;
   set_state(ServerState::Closing, std::string(reason).c_str());
   if (was_logged_in) {

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <initializer_list>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -129,7 +130,9 @@ struct Health {
 
   // The row of `database` whose server is 127.0.0.1:port; nullptr when there is none.
   const HealthRow* server(std::string_view database, int port) const {
-    const std::string needle = ":" + std::to_string(port) + "/";
+    // Appended piecewise: GCC 12 reports a false -Wrestrict for ":" + to_string(port).
+    std::string needle(1, ':');
+    needle.append(std::to_string(port)).push_back('/');
     for (const HealthRow& r : rows) {
       if (r.at("database") == database && r.at("server").find(needle) != std::string::npos) return &r;
     }
@@ -224,7 +227,8 @@ class OpLog {
     std::ostringstream s;
     s << op.kind << " client " << op.client << " [" << static_cast<long long>(at(op.start)) << " ms .. "
       << static_cast<long long>(at(op.end)) << " ms] took " << static_cast<long long>(op.duration_ms()) << " ms: "
-      << (op.ok ? std::string("ok") : op.sqlstate + " " + op.message) << (op.detail.empty() ? "" : " (" + op.detail + ")");
+      << (op.ok ? std::string("ok") : op.sqlstate + " " + op.message)
+      << (op.detail.empty() ? "" : " (" + op.detail + ")");
     return s.str();
   }
 

@@ -13,11 +13,19 @@
 //   its BEGIN answered by the primary, the transaction died with it, and pgsidecar ends
 //   that session with FATAL 08006 (replaying BEGIN elsewhere is not what it promises).
 //   So: at most one such failure per client, only at the kill instant, class 08 or 57P.
+//   Observed over repeated runs: 1 to 5 per run (the readers that had a read-only
+//   transaction open at that instant), each failing at its SELECT or COMMIT with
+//   "server connection for database "app" was lost". A failure at BEGIN or of an
+//   autocommit read, with the client disconnected and no error, is the lease of a pooled
+//   connection that died while idle (failover_stale_server_test), not this case.
+//   (libpq sometimes reports that FATAL as its own "server closed the connection
+//   unexpectedly" when it sees the close before parsing the message: still class 08.)
 // - writes during the outage wait write_wait (3 s) and fail with 25006 saying the
 //   primary is unavailable, within write_wait + 1 s, and the connection stays usable;
 //   a write in flight at the kill gets a class-08 error (or 57P01, the server's own
 //   shutdown error);
-// - after the restart, writes succeed again within 2 s;
+// - after the restart, writes succeed again within 2 s, and a write still waiting with
+//   a second or more of its write_wait left when the primary returns succeeds;
 // - every commit that was acknowledged is on the primary afterwards
 //   (synchronous_commit = on, so an immediate stop loses none);
 // - a client inside a read-write transaction on the primary gets FATAL 08006 at once.
@@ -329,6 +337,7 @@ TEST_CASE("a 10 s primary outage: reads go on from the replica, writes fail with
   // ---- writes -------------------------------------------------------------------
   const double write_wait_ms = std::chrono::duration<double, std::milli>(kWriteWait).count();
   int outage_writes = 0;
+  int writes_released_by_restart = 0;
   std::map<int, Clock::time_point> first_ok_after_restart;
   for (const Op& op : ops) {
     if (op.kind != "insert") continue;
@@ -349,8 +358,15 @@ TEST_CASE("a 10 s primary outage: reads go on from the replica, writes fail with
       // In flight at the kill, or sent before pgsidecar could know the primary was gone.
       CHECK((op.ok || op.sqlstate == "25006" || is_class(op.sqlstate, "08") || op.sqlstate == "57P01"));
     } else if (op.start < t.start_done) {
-      // Waiting when the primary came back: succeeds, or ran out its write_wait just before.
-      CHECK((op.ok || op.sqlstate == "25006"));
+      // Waiting when the primary came back: succeeds once it is seen up, or ran out its
+      // write_wait just before. One with a second or more of write_wait left must succeed:
+      // a restart costs a waiting write latency, not an error.
+      if (op.start > t.start_done - (kWriteWait - 1s)) {
+        ++writes_released_by_restart;
+        CHECK(op.ok);
+      } else {
+        CHECK((op.ok || op.sqlstate == "25006"));
+      }
     } else {
       if (op.start > t.start_done + 2s) CHECK(op.ok);
     }
@@ -359,6 +375,8 @@ TEST_CASE("a 10 s primary outage: reads go on from the replica, writes fail with
   }
   // 10 s of outage, writes of 3 s each: about 3 per writer.
   CHECK(outage_writes >= kWriters * 2);
+  MESSAGE(outage_writes, " writes refused in the outage, ", writes_released_by_restart,
+          " waiting writes released by the restart");
   CHECK(static_cast<int>(first_ok_after_restart.size()) == kWriters);
   for (const auto& [writer, when] : first_ok_after_restart) {
     CAPTURE(writer);

@@ -183,12 +183,15 @@ PgbenchRun run_pgbench(const Cluster& cluster, const ProxyProcess& proxy, const 
   return run;
 }
 
-void check_clean_run(const PgbenchRun& run, int clients) {
+// A fixed number of transactions per client (-t), not a duration: pgbench's -T clock
+// includes connecting all clients, which on a loaded machine can use up a short run.
+void check_clean_run(const PgbenchRun& run, int clients, int per_client) {
   INFO("pgbench: ", run.child.describe());
   CHECK(run.child.exit_code == 0);
   CHECK(run.clients == clients);
   CHECK(run.failed == 0);
   CHECK(run.processed > 0);
+  CHECK(run.processed == static_cast<long long>(clients) * per_client);
   CHECK(run.child.err.find("error") == std::string::npos);
 }
 
@@ -222,14 +225,15 @@ TEST_CASE("pgbench with 200 clients in every query mode runs without failures on
       CAPTURE(query_mode);
       CAPTURE(select_only);
       sampler.reset();
-      std::vector<std::string> options = {"-c", "200", "-j", "2", "-T", "3", "-M", query_mode};
+      const int per_client = select_only ? 50 : 10;
+      std::vector<std::string> options = {"-c", "200", "-j", "2", "-t", std::to_string(per_client), "-M", query_mode};
       if (select_only) options.emplace_back("-S");
       const PgbenchRun run = run_pgbench(cluster, proxy, options);
-      check_clean_run(run, 200);
+      check_clean_run(run, 200, per_client);
       if (!select_only) check_balances_agree(cluster);
       // The pool, not the 200 clients, decides how many backends the primary serves.
       REQUIRE_FALSE(sampler.failed());
-      CHECK(sampler.samples() > 10);
+      CHECK(sampler.samples() >= 3);
       CHECK(sampler.max() >= 1);
       CHECK_MESSAGE(sampler.max() <= 10, "backends at the busiest moment:\n", sampler.busiest());
       MESSAGE("backends: at most ", sampler.max(), " (", sampler.raw_max(), " with exiting ones), ",
@@ -249,12 +253,12 @@ TEST_CASE("pgbench with 40 clients runs without failures on a session pool of 50
   start_proxy(proxy, cluster, config);
   BackendSampler sampler(cluster);
 
-  const PgbenchRun run = run_pgbench(cluster, proxy, {"-c", "40", "-j", "2", "-T", "3", "-M", "prepared"});
-  check_clean_run(run, 40);
+  const PgbenchRun run = run_pgbench(cluster, proxy, {"-c", "40", "-j", "2", "-t", "50", "-M", "prepared"});
+  check_clean_run(run, 40, 50);
   check_balances_agree(cluster);
   sampler.stop();
   REQUIRE_FALSE(sampler.failed());
-  CHECK(sampler.samples() > 10);
+  CHECK(sampler.samples() >= 3);
   // Each client holds a server for its whole session: 40 at once, within the pool of 50
   // (pgbench's own setup connection, gone before the clients start, may leave one more idle).
   CHECK(sampler.max() >= 40);

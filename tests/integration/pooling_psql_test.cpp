@@ -360,3 +360,26 @@ TEST_CASE("BEGIN/COMMIT makes rows visible to others and ROLLBACK discards them"
   CHECK_MESSAGE(psql.exit_code == 0, psql.describe());
   CHECK(psql.out == "1\n");
 }
+
+TEST_CASE("a pool smaller than the number of workers serves clients on every worker") {
+  const std::string mode = each_pool_mode();
+  Cluster& cluster = Cluster::shared();
+  ProxyProcess proxy;
+  // One server for two event loops: whichever loop accepts a client must be able to
+  // use it once it is free.
+  ProxyConfig config = pool_config(mode, 1);
+  config.workers = 2;
+  config.pool_extra = "query_wait_timeout = \"2s\"\n";
+  start_proxy(proxy, cluster, config);
+
+  // Sequential clients: the server is always free when the next one asks. The kernel
+  // spreads the connections over both workers' listening sockets.
+  for (int i = 0; i < 12; ++i) {
+    CAPTURE(i);
+    const auto started = Clock::now();
+    const QueryResult r = exec_once(app_conninfo(proxy, cluster), "SELECT " + std::to_string(i), 10s);
+    CHECK_MESSAGE(r.ok, r.describe());
+    if (r.ok) CHECK(r.value() == std::to_string(i));
+    CHECK(seconds_since(started) < 1.0);
+  }
+}
