@@ -223,7 +223,10 @@ void ClientSession::protocol_error(std::string message) {
 }
 
 bool ClientSession::idle_expired(std::chrono::steady_clock::time_point now) const {
-  if (closing_ || state_ != ClientState::Ready || server_ != nullptr || database_ == nullptr) return false;
+  if (closing_ || state_ != ClientState::Ready || database_ == nullptr || waiting_ || route_waiting_) return false;
+  // Idle means between transactions; in session mode the client keeps its server meanwhile.
+  if (server_ != nullptr && !(session_mode_ && tx_status_ == 'I' && server_->idle_in_sync() && !in_extended_))
+    return false;
   const auto limit = database_->pool.client_idle_timeout;
   return limit.count() > 0 && now - last_activity_ > limit;
 }

@@ -154,7 +154,7 @@ TEST_CASE("a thousand idle clients stay usable while fifty others run queries") 
     CHECK(l->ok() > 0);
     queries += l->ok();
   }
-  MESSAGE("50 looping clients ran ", queries, " queries beside 1000 idle ones");
+  CHECK(queries >= 50);
 
   // Every 20th idle client, spread over both workers, still answers.
   int sampled = 0;

@@ -133,7 +133,8 @@ TEST_CASE("PQexec of a multi-statement string returns the last statement's resul
   start_proxy(proxy, cluster, pool_config(mode));
   Connection c = connect_ok(app_conninfo(proxy, cluster));
 
-  const ExecOutcome last = pqexec_bounded(c, "SELECT 1 AS first; SELECT 'two' AS second; SELECT 3 AS third, 4 AS fourth");
+  const ExecOutcome last =
+      pqexec_bounded(c, "SELECT 1 AS first; SELECT 'two' AS second; SELECT 3 AS third, 4 AS fourth");
   REQUIRE(last.finished);
   CHECK(last.status == PGRES_TUPLES_OK);
   CHECK(last.columns == std::vector<std::string>{"third", "fourth"});
@@ -380,6 +381,6 @@ TEST_CASE("a pool smaller than the number of workers serves clients on every wor
     const QueryResult r = exec_once(app_conninfo(proxy, cluster), "SELECT " + std::to_string(i), 10s);
     CHECK_MESSAGE(r.ok, r.describe());
     if (r.ok) CHECK(r.value() == std::to_string(i));
-    CHECK(seconds_since(started) < 1.0);
+    CHECK(seconds_since(started) < 1.5);
   }
 }
