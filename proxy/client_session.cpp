@@ -12,7 +12,6 @@
 #include "proxy/pool.h"
 #include "proxy/server_conn.h"
 #include "proxy/sql_syntax.h"
-#include "proxy/admin_console.h"
 #include "proxy/classify_cache.h"
 #include "proxy/classify_quick.h"
 #include "proxy/router.h"
@@ -39,9 +38,6 @@ const char* state_name(ClientState s) {
 
 // idle_session_timeout, PostgreSQL's own code for a session closed for idling.
 constexpr std::string_view kIdleSessionTimeout = "57P05";
-
-// A replayed read request is at most this big; a larger one is not retried.
-constexpr std::size_t kMaxRetryBytes = 64 * 1024;
 
 // Enough of a Bind or Query to read the names or keywords pgsidecar looks at.
 constexpr std::size_t kPeekBytes = 4096;
@@ -264,50 +260,6 @@ void ClientSession::reject_too_many(int limit) {
 
 // ---- forwarding ----------------------------------------------------------------------
 
-bool ClientSession::process_admin_messages() {
-  while (!closing_ && !admin_busy_) {
-    protocol::Frame frame;
-    std::size_t used = 0;
-    std::string error;
-    const auto status = protocol::next_frame(input_.unread(), frame, used, 1u << 20, &error);
-    if (status == protocol::FrameStatus::NeedMore) return true;
-    if (status == protocol::FrameStatus::Invalid) {
-      protocol_error(error);
-      return false;
-    }
-    input_.consume(used);
-    if (frame.tag == tag(FrontendTag::Terminate)) {
-      close("client sent Terminate");
-      return false;
-    }
-    std::string_view sql;
-    if (frame.tag != tag(FrontendTag::Query) || !protocol::parse_query(frame.body, sql)) {
-      send_error(protocol::make_fatal(sqlstate::kFeatureNotSupported,
-                                      "the admin console accepts only simple queries"),
-                 false);
-      return false;
-    }
-    std::vector<std::byte> out;
-    const SessionId id = id_;
-    Worker* worker = &worker_;
-    const bool done = run_admin_command(worker_, sql, out, [worker, id](std::vector<std::byte> reply) {
-      ClientSession* self = worker->find_session(id);
-      if (self == nullptr || self->closing_) return;
-      protocol::append_ready_for_query(reply, 'I');
-      self->send_own(std::move(reply));
-      self->admin_busy_ = false;
-      self->process_input();
-    });
-    if (!done) {
-      admin_busy_ = true;  // the reply comes later; further commands wait
-      return true;
-    }
-    protocol::append_ready_for_query(out, 'I');
-    send_own(std::move(out));
-  }
-  return !closing_;
-}
-
 bool ClientSession::process_messages() {
   if (admin_) return process_admin_messages();
   const uint32_t max = worker_.config().limits.max_message_size;
@@ -470,23 +422,6 @@ bool ClientSession::process_messages() {
   return !closing_;
 }
 
-// A read whose server dies before any byte of its answer reached the client is replayed
-// once on another server: keep a copy of what was sent until the answer starts.
-void ClientSession::capture_for_retry(const std::byte* p, std::size_t n) {
-  if (!retry_.capturing) return;
-  if (retry_.bytes.size() + n > kMaxRetryBytes) {
-    retry_.capturing = false;
-    retry_.bytes.clear();
-    return;
-  }
-  retry_.bytes.insert(retry_.bytes.end(), p, p + n);
-}
-
-void ClientSession::on_response_started() {
-  retry_.capturing = false;
-  retry_.bytes.clear();
-}
-
 bool ClientSession::handle_parse(std::span<const std::byte> body) {
   protocol::ParseMessage parse;
   if (!protocol::parse_parse(body, parse)) {
@@ -593,139 +528,6 @@ void ClientSession::on_forward_written(uv_write_t* req, int) {
   self->process_input();
 }
 
-// ---- routing -------------------------------------------------------------------------
-
-// Read or write, from the first message of a transaction. When in doubt: write.
-Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h) {
-  // Without replicas every transaction goes to the primary (and waits for it): no need to know.
-  if (database_->replicas.empty()) return Intent::Write;
-  const std::string* default_ro = params_.find("default_transaction_read_only");
-  const bool read_only_default = default_ro != nullptr && *default_ro == "on";
-  std::string_view sql;
-  if (in.size() >= h.total_size()) {
-    const auto body = in.subspan(5, h.body_size());
-    if (t == tag(FrontendTag::Query)) {
-      protocol::parse_query(body, sql);
-    } else if (t == tag(FrontendTag::Parse)) {
-      protocol::ParseMessage parse;
-      if (protocol::parse_parse(body, parse)) sql = parse.query;
-    } else if (t == tag(FrontendTag::Bind) || t == tag(FrontendTag::Describe)) {
-      std::string_view portal, name;
-      char kind = 'S';
-      const bool ok = t == tag(FrontendTag::Bind)
-                          ? protocol::peek_bind_names(body, h.body_size(), portal, name) == protocol::PeekStatus::Ok
-                          : protocol::parse_describe(body, kind, name);
-      if (ok && kind == 'S')
-        if (const PreparedStatement* stmt = statements_.find(name)) sql = stmt->query;
-    }
-  }
-  if (sql.empty()) return read_only_default ? Intent::Read : Intent::Write;
-  switch (quick_classify(sql)) {
-    case QuickVerdict::Read: return Intent::Read;
-    case QuickVerdict::Write: return Intent::Write;
-    case QuickVerdict::Unsure: break;
-  }
-  const Classification& c = worker_.classifier().classify(sql);
-  // Write first: BEGIN READ WRITE or SERIALIZABLE READ ONLY must not reach a replica.
-  if (c.kind == StatementKind::Write) return Intent::Write;
-  if (c.begins_read_only) return Intent::Read;
-  // A plain BEGIN may be followed by anything, unless the session defaults to read-only.
-  if (c.transaction_control) return read_only_default ? Intent::Read : Intent::Write;
-  return Intent::Read;
-}
-
-ClientSession::RouteOutcome ClientSession::route_and_acquire(Intent intent) {
-  const DatabaseTopology* topology = worker_.topology().find(database_->name);
-  Route r;
-  if (topology != nullptr && !topology->servers.empty()) {
-    r = route_transaction(intent, *database_, *topology, retry_.avoid, rotation_++);
-  } else {
-    r.kind = Route::Kind::Fail;
-    r.sqlstate = sqlstate::kConnectionFailure;
-    r.message = "no server is known for database \"" + database_->name + "\"";
-  }
-  switch (r.kind) {
-    case Route::Kind::Server: {
-      route_deadline_.reset();
-      routed_server_ = r.server;
-      routed_intent_ = intent;
-      retry_.capturing = intent == Intent::Read && !retry_.used && topology->servers.size() > 1 &&
-                         database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
-      retry_.bytes.clear();
-      pool_ = &worker_.pool_for(*database_, *user_, topology->servers[static_cast<std::size_t>(r.server)].address);
-      if (login_probe_) {
-        ParamMap server_params;
-        if (pool_->limits().load_server_params(server_params)) {
-          login_probe_ = false;
-          finish_login(server_params);
-          return RouteOutcome::Acquiring;
-        }
-      }
-      waiting_ = true;
-      acquiring_ = true;
-      pool_->acquire(*this);  // may assign a server right away
-      acquiring_ = false;
-      return RouteOutcome::Acquiring;
-    }
-    case Route::Kind::WaitForPrimary:
-    case Route::Kind::Paused: {
-      const auto now = worker_.now();
-      const auto bound = r.kind == Route::Kind::Paused ? database_->pool.query_wait_timeout : database_->write_wait;
-      if (!route_deadline_) route_deadline_ = now + bound;
-      route_wait_is_pause_ = r.kind == Route::Kind::Paused;
-      if (*route_deadline_ <= now) {
-        route_wait_expired();
-        return RouteOutcome::Failed;
-      }
-      route_waiting_ = true;
-      worker_.wait_for_route(id_, *route_deadline_);
-      return RouteOutcome::Waiting;
-    }
-    case Route::Kind::Fail:
-      route_deadline_.reset();
-      fail_route(protocol::make_error(r.sqlstate, r.message));
-      return RouteOutcome::Failed;
-  }
-  return RouteOutcome::Failed;
-}
-
-void ClientSession::fail_route(protocol::ErrorFields e) {
-  if (state_ == ClientState::LoggingIn) {
-    login_probe_ = false;
-    e.severity = "FATAL";
-    send_error(e, false);
-    return;
-  }
-  pending_error_ = std::move(e);
-}
-
-void ClientSession::retry_route() {
-  if (!route_waiting_ || closing_) return;
-  route_waiting_ = false;
-  if (state_ == ClientState::LoggingIn) {
-    route_and_acquire(Intent::Read);
-    return;
-  }
-  process_input();
-}
-
-void ClientSession::route_wait_expired() {
-  route_waiting_ = false;
-  const bool pause = route_wait_is_pause_;
-  const auto waited = pause ? database_->pool.query_wait_timeout : database_->write_wait;
-  route_deadline_.reset();
-  if (pause) {
-    fail_route(protocol::make_error(sqlstate::kCannotConnectNow,
-                                    "database \"" + database_->name + "\" is paused for a switchover that did not "
-                                    "finish within " + std::to_string(waited.count()) + " ms"));
-  } else {
-    fail_route(protocol::make_error(sqlstate::kReadOnlySqlTransaction,
-                                    "primary for database \"" + database_->name + "\" is unavailable: this write "
-                                    "waited " + std::to_string(waited.count()) + " ms (write_wait) for it to return"));
-  }
-  if (!processing_) process_input();
-}
-
 // ---- server lease --------------------------------------------------------------------
 
 void ClientSession::on_server_assigned(ServerConn& server) {
@@ -818,13 +620,6 @@ void ClientSession::on_server_lost(std::string_view reason) {
                                   "server connection for database \"" + startup_.database +
                                       "\" was lost: " + std::string(reason)),
              false);
-}
-
-void ClientSession::replay_request() {
-  retry_.replay_pending = false;
-  input_.prepend(retry_.bytes);
-  retry_.bytes.clear();
-  process_input();
 }
 
 void ClientSession::on_server_ready_for_query(char tx_status) {

@@ -1,5 +1,6 @@
-// One client connection: startup and authentication (client_login.cpp), then the
-// forwarding state machine (client_session.cpp): frames the client's messages in place,
+// One client connection: startup and authentication (client_login.cpp), routing and
+// replay (client_routing.cpp), and the forwarding state machine (client_session.cpp):
+// frames the client's messages in place,
 // leases a server from the pool when work arrives, re-creates prepared statements and
 // settings the server lacks, and forwards the rest as slices of its input buffer.
 #pragma once
