@@ -41,8 +41,8 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DPGSIDECAR_SANITIZE=ON
 cmake --build build-asan -j "$jobs"
 
 step "build: Release"
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
-cmake --build build -j "$jobs"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DPGSIDECAR_TESTS=OFF
+cmake --build build -j "$jobs" --target pgsidecar
 
 fuzz_status=0
 step "fuzzing"
