@@ -17,7 +17,7 @@ namespace pgsidecar::proxy {
 class BufferPool {
  public:
   static constexpr std::size_t kChunkSize = 16 * 1024;
-  static constexpr std::size_t kMaxFree = 1024;  // cap on cached chunks (16 MiB)
+  static constexpr std::size_t kMaxFree = 64;  // cap on cached chunks (1 MiB per worker)
 
   std::unique_ptr<std::byte[]> take();
   void give(std::unique_ptr<std::byte[]> chunk);

@@ -73,7 +73,9 @@ PoolShard::PoolShard(Worker& worker, PoolKey key, std::shared_ptr<const config::
   }
 }
 
-PoolShard::~PoolShard() = default;
+PoolShard::~PoolShard() {
+  if (starving_) limits_->starving.fetch_sub(1);
+}
 
 int PoolShard::count_in(std::initializer_list<int> states) const {
   int n = 0;
@@ -97,8 +99,7 @@ void PoolShard::acquire(ClientSession& session) {
   serve_waiters();
   if (!waiters_.empty()) {
     open_connections();
-    if (!waiters_.empty() && limits_->open() >= limits_->size())
-      worker_.app().broadcast_server_wanted(key_, worker_.id());
+
   }
 }
 
@@ -106,9 +107,14 @@ int PoolShard::waiting_elsewhere() const {
   return limits_->waiting.load() - static_cast<int>(waiters_.size());
 }
 
-bool PoolShard::should_return_slot() const {
-  return owned() > share_ && waiting_elsewhere() > 0 && limits_->open() >= limits_->size();
+// Slots move between workers only for a worker whose clients are starving (waiting longer
+// than kStarvingAfter at the global limit): under steady load every worker's clients are
+// served by its own connections, and nothing is closed and reopened.
+bool PoolShard::other_worker_starving() const {
+  return limits_->starving.load() - (starving_ ? 1 : 0) > 0 && limits_->open() >= limits_->size();
 }
+
+bool PoolShard::should_return_slot() const { return owned() > share_ && other_worker_starving(); }
 
 void PoolShard::cancel_wait(SessionId id) {
   auto it = std::find_if(waiters_.begin(), waiters_.end(), [id](const Waiter& w) { return w.session == id; });
@@ -193,9 +199,9 @@ void PoolShard::on_server_ready(ServerConn& server) {
     return;
   }
   if (give_to_waiter(server)) return;
-  // Nobody here wants it while another worker's clients wait at the global limit: an idle
-  // connection here would only make them wait, so give the slot back.
-  if (waiting_elsewhere() > 0 && limits_->open() >= limits_->size()) {
+  // Nobody here wants it while another worker's clients starve: an idle connection here
+  // would only make them wait, so give the slot back.
+  if (other_worker_starving()) {
     server.close("slot handed to another worker");
     return;
   }
@@ -257,8 +263,19 @@ void PoolShard::on_server_wanted() {
   s->close("slot handed to another worker");
 }
 
+void PoolShard::update_starving(std::chrono::steady_clock::time_point now) {
+  const bool starving = !waiters_.empty() && now - waiters_.front().since >= kStarvingAfter &&
+                        limits_->open() >= limits_->size();
+  if (starving != starving_) {
+    starving_ = starving;
+    limits_->starving.fetch_add(starving ? 1 : -1);
+  }
+  if (starving) worker_.app().broadcast_server_wanted(key_, worker_.id());
+}
+
 void PoolShard::tick(std::chrono::steady_clock::time_point now) {
   const auto& cfg = settings();
+  update_starving(now);
   // query_wait_timeout: the oldest waiters are at the front.
   while (!waiters_.empty() && now - waiters_.front().since >= cfg.query_wait_timeout) {
     const Waiter w = waiters_.front();

@@ -39,6 +39,10 @@ struct PoolKey {
 };
 
 // Shared by every worker's shard of one pool.
+// A worker's client waiting this long at the global limit makes other workers hand over
+// connections they are not using.
+inline constexpr std::chrono::milliseconds kStarvingAfter{50};
+
 class PoolLimits {
  public:
   explicit PoolLimits(int size) : size_(size) {}
@@ -47,7 +51,8 @@ class PoolLimits {
   int open() const { return open_.load(); }
   int size() const { return size_; }
 
-  std::atomic<int> waiting{0};  // clients waiting on all workers
+  std::atomic<int> waiting{0};   // clients waiting on all workers
+  std::atomic<int> starving{0};  // shards whose oldest waiter waited past kStarvingAfter
 
   // ParameterStatus values of the latest server login, reported to logging-in clients.
   void store_server_params(const ParamMap& params);
@@ -131,6 +136,8 @@ class PoolShard {
   int count_in(std::initializer_list<int> states) const;
   int owned() const { return static_cast<int>(servers_.size()); }  // slots this shard holds
   bool should_return_slot() const;
+  bool other_worker_starving() const;
+  void update_starving(std::chrono::steady_clock::time_point now);
   int waiting_elsewhere() const;  // clients of this pool waiting on other workers
   bool give_to_waiter(ServerConn& server);
   void fail_waiters(const protocol::ErrorFields& why);
@@ -150,6 +157,7 @@ class PoolShard {
   std::map<ServerId, std::unique_ptr<ServerConn>> servers_;
   ServerId next_server_ = 1;
   int share_ = 0;  // this worker's part of the pool's size
+  bool starving_ = false;  // counted in limits_->starving
   std::chrono::steady_clock::time_point last_failure_{};
 };
 
