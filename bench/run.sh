@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the whole benchmark in one go (about 9 minutes on 2 cores, plus the build when the
+# Runs the whole benchmark in one go (about 8 minutes on 2 cores, plus the build when the
 # binary is missing):
 #   - builds the Release pgsidecar when $PGSIDECAR_BIN (default build/pgsidecar) is missing
 #   - starts a PostgreSQL 15 primary with tests/support/cluster.sh (always stopped again)
@@ -53,9 +53,19 @@ chmod 755 "$workdir"  # the servers and PgBouncer run as an unprivileged user wh
 cluster_dir=$workdir/cluster
 results_dir=$root/bench/results/$(date -u +%Y%m%d-%H%M%S)
 
+bench_pid=
 # shellcheck disable=SC2317  # called from the traps
 cleanup() {
-  local pid dir
+  local pid dir i
+  # The orchestrator stops its proxies and pgbench itself on SIGTERM; give it 20 s.
+  if [[ -n $bench_pid ]] && kill -0 "$bench_pid" 2>/dev/null; then
+    kill -TERM "$bench_pid" 2>/dev/null || true
+    for ((i = 0; i < 200; i++)); do
+      kill -0 "$bench_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$bench_pid" 2>/dev/null || true
+  fi
   # Proxies left behind by an interrupted run: each line is "PID DIR"; a PID is only
   # signalled while its command line still names that run's directory.
   if [[ -f $workdir/proxy-pids ]]; then
@@ -75,7 +85,12 @@ trap cleanup EXIT
 echo "bench/run.sh: starting the PostgreSQL cluster in $cluster_dir"
 bash "$root/tests/support/cluster.sh" start "$cluster_dir"
 
-status=0
+# In the background, so that the traps run at once on Ctrl-C or SIGTERM rather than after
+# the orchestrator has finished (bash defers traps while a foreground command runs).
 "$python" "$root/bench/lib/bench.py" --cluster-dir "$cluster_dir" --workdir "$workdir" \
-  --results-dir "$results_dir" --pgsidecar "$binary" "$@" || status=$?
+  --results-dir "$results_dir" --pgsidecar "$binary" "$@" &
+bench_pid=$!
+status=0
+wait "$bench_pid" || status=$?
+bench_pid=
 exit "$status"

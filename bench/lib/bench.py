@@ -34,7 +34,8 @@ def parse_args():
     p.add_argument("--workdir", required=True)
     p.add_argument("--results-dir", required=True)
     p.add_argument("--pgsidecar", required=True, help="the pgsidecar binary")
-    p.add_argument("--duration", type=int, default=8, help="seconds per pgbench point")
+    p.add_argument("--duration", type=int, default=8,
+                   help="seconds per pgbench point, plus 1 per 100 clients")
     p.add_argument("--clients", default="1,50,500", help="comma-separated client counts")
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--modes", default=",".join(MODES))
@@ -85,15 +86,21 @@ def machine_description(cluster, pgsidecar_binary):
     commit = first_line(["git", "-C", root, "rev-parse", "--short", "HEAD"])
     dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True).stdout.strip()
+    built = datetime.datetime.fromtimestamp(os.path.getmtime(pgsidecar_binary),
+                                            datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    with open("/proc/loadavg", encoding="ascii") as f:
+        load = " ".join(f.read().split()[:3])
     return {
         "CPU": f"{cpu_model}, {os.cpu_count()} cores",
+        "Load average at the start": load,
         "Memory": f"{mem_kb / 1048576:.1f} GiB",
         "OS": f"{debian}, Linux {platform.release()}",
         "PostgreSQL": cluster.query_one("SHOW server_version"),
         "pgbench": first_line(["pgbench", "--version"]),
         "PgBouncer": first_line(["pgbouncer", "--version"]),
         "pgsidecar": first_line([pgsidecar_binary, "--version"]) +
-                     f" (commit {commit}{', with uncommitted changes' if dirty else ''})",
+                     f" ({pgsidecar_binary}, built {built}; the tree was at commit {commit}"
+                     f"{' with uncommitted changes' if dirty else ''})",
         "File descriptor limit": str(resource.getrlimit(resource.RLIMIT_NOFILE)[0]),
     }
 
@@ -142,6 +149,12 @@ def plan_points(args):
     return plan
 
 
+def point_duration(duration, clients):
+    """pgbench's -T includes the clients' logins, which at 500 SCRAM logins take 2-6 s on
+    two cores; a second per 100 clients keeps the measured steady state from shrinking."""
+    return duration + clients // 100
+
+
 def run_points(args, cluster, proxies):
     plan = plan_points(args)
     runnable = sum(1 for p in plan if not p[4])
@@ -155,14 +168,20 @@ def run_points(args, cluster, proxies):
         proxy = proxies.get(target)
         if proxy is not None and not proxy.alive():
             say(f"  {proxy.name} is not running; starting it again")
-            proxy.start()
+            try:
+                proxy.start()
+            except RuntimeError as e:
+                say(f"  !! {e}")
+                results.append(dict(base, status="error",
+                                    problems=f"{proxy.name} could not be started again"))
+                continue
         reset_between_points(cluster)
         sessions_before = cluster.sessions()
         port = proxy.port if proxy else cluster.port
         r = pgbench_point.run_point(
             host="127.0.0.1", port=port, user=cluster.app_user,
             password=cluster.app_password, database=cluster.database, workload=workload,
-            mode=mode, clients=clients, duration=args.duration,
+            mode=mode, clients=clients, duration=point_duration(args.duration, clients),
             log_dir=os.path.join(args.workdir, "pgbench-logs"),
             proxy_pid=proxy.pid if proxy else None, postmaster_pid=cluster.postmaster_pid())
         r["target"] = target
@@ -177,6 +196,10 @@ def run_points(args, cluster, proxies):
             say(f"  {proxy.name} exited during the point; last lines of its log:\n"
                 f"{proxy.log_tail()}")
         r["status"] = "ok" if not r["problems"] else "error"
+        if r["problems"]:
+            name = f"pgbench-{done:02d}-{workload}-{mode}-{clients}-{target}.log"
+            with open(os.path.join(args.results_dir, name), "w", encoding="utf-8") as f:
+                f.write(r["output"])
         results.append(r)
         spent = time.monotonic() - started
         say(f"[{done:2d}/{runnable}] {workload:11s} {mode:8s} c={clients:<3d} {target:9s} "
@@ -302,7 +325,8 @@ def summarize(args, machine, points, idle, slow, elapsed):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"# pgsidecar benchmark, {stamp}", ""]
     parts += [f"- {k}: {v}" for k, v in machine.items()]
-    parts += [f"- pgbench: scale {args.scale}, {args.duration} s per point, -j 2, "
+    parts += [f"- pgbench: scale {args.scale}, {args.duration} s per point plus 1 s per 100 "
+              "clients, -j 2, "
               f"pool of {args.pool_size} server connections per proxy (transaction mode, "
               "SCRAM-SHA-256 logins)",
               f"- Whole run: {elapsed:.0f} s", ""]

@@ -31,6 +31,7 @@ TPS_RE = re.compile(r"^tps = ([0-9.]+) \(without initial connection time\)", re.
 PROCESSED_RE = re.compile(r"^number of transactions actually processed: (\d+)", re.M)
 FAILED_RE = re.compile(r"^number of failed transactions: (\d+)", re.M)
 LAT_AVG_RE = re.compile(r"^latency average = ([0-9.]+) ms", re.M)
+CONNECT_RE = re.compile(r"^initial connection time = ([0-9.]+) ms", re.M)
 
 
 class Sample:
@@ -124,8 +125,11 @@ def run_point(*, host, port, user, password, database, workload, mode, clients, 
         proc.wait(timeout=duration + timeout_margin)
     except subprocess.TimeoutExpired:
         timed_out = True
-        proc.kill()
-        proc.wait()
+    finally:
+        # Also when the run is being stopped (SystemExit from SIGTERM): no pgbench outlives it.
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     for r in readers:
         r.join(5)
     stdout = "".join(stdout_parts)
@@ -142,12 +146,15 @@ def run_point(*, host, port, user, password, database, workload, mode, clients, 
     result["transactions"] = int(processed.group(1)) if processed else None
     result["failed"] = int(failed.group(1)) if failed else None
     result["latency_avg_ms"] = float(lat_avg.group(1)) if lat_avg else None
+    connect = CONNECT_RE.search(stdout or "")
+    result["connect_ms"] = float(connect.group(1)) if connect else None
 
     latencies = read_latencies(log_prefix)
     result["latency_samples"] = len(latencies)
     p50, p99 = percentile(latencies, 0.50), percentile(latencies, 0.99)
     result["latency_p50_ms"] = p50 / 1000.0 if p50 is not None else None
     result["latency_p99_ms"] = p99 / 1000.0 if p99 is not None else None
+    result["latency_max_ms"] = latencies[-1] / 1000.0 if latencies else None
     shutil.rmtree(log_dir, ignore_errors=True)
 
     result.update(_cpu_per_10k(samples))
@@ -163,10 +170,12 @@ def run_point(*, host, port, user, password, database, workload, mode, clients, 
         problems.append(f"{len(aborted)} error lines, first: {aborted[0][:160]}")
     if result["failed"]:
         problems.append(f"{result['failed']} failed transactions")
-    if result["tps"] is None:
-        problems.append("no tps reported")
+    if not result["transactions"]:
+        problems.append("no transactions" + (
+            f" (logins took {result['connect_ms'] / 1000:.1f} s of the {duration} s)"
+            if result["connect_ms"] else ""))
     result["problems"] = "; ".join(problems)
-    result["stderr_tail"] = "\n".join(other_stderr[-10:])
+    result["output"] = " ".join(command) + "\n" + (stdout or "") + "\n".join(other_stderr)
     return result
 
 

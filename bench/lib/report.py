@@ -4,7 +4,8 @@ import csv
 
 POINT_COLUMNS = [
     "workload", "mode", "clients", "target", "status", "tps", "latency_p50_ms",
-    "latency_p99_ms", "latency_avg_ms", "latency_samples", "sampling_rate", "transactions",
+    "latency_p99_ms", "latency_max_ms", "latency_avg_ms", "latency_samples", "sampling_rate",
+    "connect_ms", "transactions",
     "failed", "proxy_cpu_s_per_10k", "pg_cpu_s_per_10k", "pgbench_cpu_s_per_10k",
     "cpu_window_s", "cpu_window_transactions", "server_logins", "other_load_cores",
     "proxy_rss_max_mb",
