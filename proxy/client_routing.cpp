@@ -83,7 +83,12 @@ ClientSession::RouteOutcome ClientSession::route_and_acquire(Intent intent) {
       retry_.capturing = intent == Intent::Read && !retry_.used && topology->servers.size() > 1 &&
                          database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
       retry_.bytes.clear();
-      pool_ = &worker_.pool_for(*database_, *user_, topology->servers[static_cast<std::size_t>(r.server)].address);
+      const ServerStatus& target = topology->servers[static_cast<std::size_t>(r.server)];
+      if (cached_pool_ == nullptr || cached_pool_key_ != target.key) {  // no lookup per transaction
+        cached_pool_ = &worker_.pool_for(*database_, *user_, target.address);
+        cached_pool_key_ = target.key;
+      }
+      pool_ = cached_pool_;
       if (login_probe_) {
         ParamMap server_params;
         if (pool_->limits().load_server_params(server_params)) {

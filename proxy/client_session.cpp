@@ -548,7 +548,10 @@ void ClientSession::link_server(ServerConn& server) {
       server.defaults_fp() != defaults_fp_ || (server.session_state_dirty() && server.last_session() != id_);
   server_ = &server;
   server.activate(*this);
-  if (session_mode_ && !other_session_state && params_.empty()) return;
+  ServerConn::SettingsSync& synced = server.settings_sync();
+  if (!other_session_state && synced.session == id_ && synced.client_version == params_version_ &&
+      synced.server_version == server.params_version())
+    return;  // this client was the last here and nothing changed since
   if (auto sql = settings_sync_sql(params_, defaults_, defaults_fp_, server.params(), other_session_state)) {
     protocol::append_query(forward_.injected_out(), *sql);
     forward_.commit_injected();
@@ -557,6 +560,7 @@ void ClientSession::link_server(ServerConn& server) {
     server.set_defaults_fp(defaults_fp_);
     server.clear_session_state_dirty();
   }
+  synced = ServerConn::SettingsSync{id_, params_version_, server.params_version()};
 }
 
 void ClientSession::unlink_server(bool reusable) {
@@ -640,7 +644,7 @@ void ClientSession::on_server_ready_for_query(char tx_status) {
 }
 
 void ClientSession::on_server_parameter(std::string_view name, std::string_view value) {
-  params_.set(name, value);
+  if (params_.set(name, value)) ++params_version_;
 }
 
 void ClientSession::on_server_statements_reset() { statements_.clear(); }

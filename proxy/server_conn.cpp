@@ -348,7 +348,7 @@ bool ServerConn::handle_login_message(char t, std::span<const std::byte> body) {
     }
     case tag(BackendTag::ParameterStatus): {
       std::string_view name, value;
-      if (protocol::parse_parameter_status(body, name, value)) params_.set(name, value);
+      if (protocol::parse_parameter_status(body, name, value)) set_param(name, value);
       return true;
     }
     case tag(BackendTag::BackendKeyData):
@@ -395,6 +395,10 @@ void ServerConn::activate(ClientSession& session) {
 }
 
 void ServerConn::detach() { session_ = nullptr; }
+
+void ServerConn::set_param(std::string_view name, std::string_view value) {
+  if (params_.set(name, value)) ++params_version_;
+}
 
 void ServerConn::note_response_started() {
   if (response_started_) return;
@@ -470,7 +474,7 @@ bool ServerConn::process_forwarding() {
         }
         if (h.tag == tag(BackendTag::ParameterStatus)) {
           std::string_view name, value;
-          if (protocol::parse_parameter_status(in.subspan(5, h.body_size()), name, value)) params_.set(name, value);
+          if (protocol::parse_parameter_status(in.subspan(5, h.body_size()), name, value)) set_param(name, value);
         }
         input_.consume(h.total_size());
         continue;
@@ -517,7 +521,7 @@ bool ServerConn::process_forwarding() {
       case tag(BackendTag::ParameterStatus): {
         std::string_view name, value;
         if (protocol::parse_parameter_status(body, name, value)) {
-          params_.set(name, value);
+          set_param(name, value);
           if (forward) session_->on_server_parameter(name, value);
         }
         break;

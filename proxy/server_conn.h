@@ -74,6 +74,15 @@ class ServerConn {
   bool session_state_dirty() const { return dirty_; }
   void clear_session_state_dirty() { dirty_ = false; }
   SessionId last_session() const { return last_session_; }
+  uint64_t params_version() const { return params_version_; }
+  // Which client's settings were last made to match here, at which versions: a client that
+  // comes back with nothing changed on either side needs no comparison at all.
+  struct SettingsSync {
+    SessionId session = 0;
+    uint64_t client_version = 0;
+    uint64_t server_version = 0;
+  };
+  SettingsSync& settings_sync() { return settings_sync_; }
 
   // The session queued bytes for us and may want to hear when they are written.
   void resume_reading();
@@ -95,6 +104,7 @@ class ServerConn {
   void send_own(std::vector<std::byte> bytes);
   void flush_forward();
   void note_response_started();
+  void set_param(std::string_view name, std::string_view value);
   void maybe_free();
 
   Worker& worker_;
@@ -126,6 +136,8 @@ class ServerConn {
   int32_t backend_secret_ = 0;
   char tx_status_ = 'I';
   ParamMap params_;
+  uint64_t params_version_ = 0;  // bumped whenever a value in params_ changes
+  SettingsSync settings_sync_;
   ServerStatements statements_;
   ResponseExpectations expectations_;
   uint64_t defaults_fp_ = 0;
