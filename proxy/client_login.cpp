@@ -261,7 +261,15 @@ void ClientSession::finish_login(const ParamMap& server_params) {
   ParamMap merged = server_params;
   for (const auto& [k, v] : params_.entries()) merged.set(k, v);
   for (const auto& [k, v] : merged.entries()) protocol::append_parameter_status(out, k, v);
-  params_ = std::move(merged);
+  // Keep only what later transactions compare (the settings a client can change), and
+  // drop the startup packet's parameters: an idle client should cost little memory.
+  params_.clear();
+  for (const auto& [k, v] : merged.entries())
+    if (is_tracked_parameter(k)) params_.set(k, v);
+  startup_.parameters.clear();
+  startup_.parameters.shrink_to_fit();
+  startup_.options.clear();
+  startup_.options.shrink_to_fit();
   protocol::append_backend_key_data(out, virtual_pid_, virtual_secret_);
   protocol::append_ready_for_query(out, 'I');
   send_own(std::move(out));
