@@ -159,6 +159,27 @@ void prepare_both(Cluster& cluster) {
 
 }  // namespace
 
+// After a switch under pgbench: transactions ran on both sides, each whole on one server,
+// and a new write lands on green only.
+void check_moved_to_green(const ProxyProcess& proxy, const Cluster& cluster, int blue, int green,
+                          const PgbenchOutcome& outcome, const std::string& marker_prefix) {
+  const long long on_blue = history_rows(cluster, blue);
+  const long long on_green = history_rows(cluster, green);
+  MESSAGE(on_blue, " transactions on the old primary, ", on_green, " on green");
+  CHECK(on_blue > 0);
+  CHECK(on_green > 0);
+  CHECK(on_blue + on_green == outcome.processed);
+  check_balances(cluster, blue);
+  check_balances(cluster, green);
+
+  const std::string token = marker_prefix + random_suffix();
+  const QueryResult after = write_marker(proxy, cluster, token);
+  REQUIRE_MESSAGE(after.ok, after.describe());
+  CHECK(after.value() == std::to_string(green));
+  CHECK(marker_count(cluster, green, token) == "1");
+  CHECK(marker_count(cluster, blue, token) == "0");
+}
+
 TEST_CASE("SWITCHOVER to another server under pgbench load fails no transaction, and writes then go there") {
   Cluster& cluster = Cluster::shared();
   const StopGreenOnExit stop_green(cluster);
@@ -192,22 +213,7 @@ TEST_CASE("SWITCHOVER to another server under pgbench load fails no transaction,
   check_clean_run(outcome);
   MESSAGE("pgbench processed ", outcome.processed, " transactions");
 
-  // Transactions ran on both sides of the switch, each whole on one server.
-  const long long on_blue = history_rows(cluster, blue);
-  const long long on_green = history_rows(cluster, green);
-  MESSAGE(on_blue, " transactions on the old primary, ", on_green, " on green");
-  CHECK(on_blue > 0);
-  CHECK(on_green > 0);
-  CHECK(on_blue + on_green == outcome.processed);
-  check_balances(cluster, blue);
-  check_balances(cluster, green);
-
-  const std::string token = "after-switchover-" + random_suffix();
-  const QueryResult after = write_marker(proxy, cluster, token);
-  REQUIRE_MESSAGE(after.ok, after.describe());
-  CHECK(after.value() == std::to_string(green));
-  CHECK(marker_count(cluster, green, token) == "1");
-  CHECK(marker_count(cluster, blue, token) == "0");
+  check_moved_to_green(proxy, cluster, blue, green, outcome, "after-switchover-");
 
   Health health;
   CHECK_MESSAGE(wait_health(proxy, "app", green, {{"serving_writes", "yes"}, {"health", "up"}, {"paused", "no"}}, 3s,
@@ -263,21 +269,7 @@ TEST_CASE("SIGHUP with a new primary URL switches over under pgbench load withou
 
   const PgbenchOutcome outcome = bench.get();
   check_clean_run(outcome);
-  const long long on_blue = history_rows(cluster, blue);
-  const long long on_green = history_rows(cluster, green);
-  MESSAGE(on_blue, " transactions on the old primary, ", on_green, " on green");
-  CHECK(on_blue > 0);
-  CHECK(on_green > 0);
-  CHECK(on_blue + on_green == outcome.processed);
-  check_balances(cluster, blue);
-  check_balances(cluster, green);
-
-  const std::string token = "after-reload-" + random_suffix();
-  const QueryResult after = write_marker(proxy, cluster, token);
-  REQUIRE_MESSAGE(after.ok, after.describe());
-  CHECK(after.value() == std::to_string(green));
-  CHECK(marker_count(cluster, green, token) == "1");
-  CHECK(marker_count(cluster, blue, token) == "0");
+  check_moved_to_green(proxy, cluster, blue, green, outcome, "after-reload-");
   CHECK(proxy.running());
 }
 
