@@ -634,12 +634,6 @@ void ClientSession::on_server_ready_for_query(char tx_status) {
     return;
   }
   if (server_ == nullptr || session_mode_) return;
-  log_debug("client_ready_for_query")
-      .kv("session", static_cast<long long>(id_))
-      .kv("tx", std::string_view(&tx_status, 1))
-      .kv("pending", static_cast<long long>(server_->expectations().pending_ready()))
-      .kv("extended", in_extended_ ? 1 : 0)
-      .kv("copy", copy_in_ ? 1 : 0);
   if (tx_status == 'I' && server_->idle_in_sync() && !in_extended_ && !copy_in_) unlink_server(true);
 }
 
