@@ -82,13 +82,7 @@ class Load {
 TEST_CASE("with on_primary_down = fail every request fails fast with class 08 while the primary is down") {
   Cluster& cluster = Cluster::shared();
   const ResetOnExit reset_at_end(cluster);
-  {
-    Connection primary = connect_ok(cluster.primary_conninfo());
-    const QueryResult r =
-        primary.exec("CREATE TABLE IF NOT EXISTS failover_fail_policy (client int NOT NULL, n int NOT NULL)");
-    REQUIRE_MESSAGE(r.ok, r.describe());
-  }
-  REQUIRE(cluster.wait_replica_caught_up(30s));
+  prepare_on_primary(cluster, {"CREATE TABLE IF NOT EXISTS failover_fail_policy (client int NOT NULL, n int NOT NULL)"});
 
   ProxyProcess proxy;
   FailoverConfig config;

@@ -238,6 +238,17 @@ class OpLog {
   std::vector<Op> ops_;
 };
 
+// Runs set-up statements on the primary directly, then waits until the replica has them,
+// so a test starts with both servers holding the same data.
+inline void prepare_on_primary(Cluster& cluster, std::initializer_list<const char*> statements) {
+  Connection primary = connect_ok(cluster.primary_conninfo());
+  for (const char* sql : statements) {
+    const QueryResult r = primary.exec(sql);
+    REQUIRE_MESSAGE(r.ok, sql, ": ", r.describe());
+  }
+  REQUIRE(cluster.wait_replica_caught_up(std::chrono::seconds(30)));
+}
+
 inline bool is_class(std::string_view sqlstate, std::string_view klass) {
   return sqlstate.size() == 5 && sqlstate.substr(0, 2) == klass;
 }

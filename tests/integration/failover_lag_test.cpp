@@ -73,13 +73,8 @@ std::string read_lands_on(Connection& c) {
 TEST_CASE("with reads = replicas, a replica further behind than max_replica_lag gets no reads until it catches up") {
   Cluster& cluster = Cluster::shared();
   const ResetOnExit reset_at_end(cluster);
-  {
-    Connection primary = connect_ok(cluster.primary_conninfo());
-    const QueryResult r =
-        primary.exec("CREATE TABLE IF NOT EXISTS failover_lag (id bigserial PRIMARY KEY, at timestamptz NOT NULL)");
-    REQUIRE_MESSAGE(r.ok, r.describe());
-  }
-  REQUIRE(cluster.wait_replica_caught_up(30s));
+  prepare_on_primary(cluster,
+                     {"CREATE TABLE IF NOT EXISTS failover_lag (id bigserial PRIMARY KEY, at timestamptz NOT NULL)"});
 
   ProxyProcess proxy;
   FailoverConfig config;

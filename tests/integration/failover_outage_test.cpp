@@ -182,16 +182,11 @@ class Load {
 };
 
 void prepare_tables(Cluster& cluster) {
-  Connection primary = connect_ok(cluster.primary_conninfo());
-  for (const char* sql :
-       {"CREATE TABLE IF NOT EXISTS failover_outage (id text PRIMARY KEY, writer int NOT NULL)",
-        "CREATE TABLE IF NOT EXISTS failover_outage_kv (k int PRIMARY KEY, v text NOT NULL)",
-        "INSERT INTO failover_outage_kv SELECT k, 'value-' || k FROM generate_series(0, 99) AS k "
-        "ON CONFLICT DO NOTHING"}) {
-    const QueryResult r = primary.exec(sql);
-    REQUIRE_MESSAGE(r.ok, sql, ": ", r.describe());
-  }
-  REQUIRE(cluster.wait_replica_caught_up(30s));
+  prepare_on_primary(cluster,
+                     {"CREATE TABLE IF NOT EXISTS failover_outage (id text PRIMARY KEY, writer int NOT NULL)",
+                      "CREATE TABLE IF NOT EXISTS failover_outage_kv (k int PRIMARY KEY, v text NOT NULL)",
+                      "INSERT INTO failover_outage_kv SELECT k, 'value-' || k FROM generate_series(0, 99) AS k "
+                      "ON CONFLICT DO NOTHING"});
 }
 
 // A client in a read-write transaction on the primary when it dies: pgsidecar tells it

@@ -28,12 +28,7 @@ QueryResult write_marker(Connection& c, const std::string& token) {
 TEST_CASE("after the replica is promoted writes go to it, and the old primary coming back is refused") {
   Cluster& cluster = Cluster::shared();
   const ResetOnExit reset_at_end(cluster);
-  {
-    Connection primary = connect_ok(cluster.primary_conninfo());
-    const QueryResult r = primary.exec("CREATE TABLE IF NOT EXISTS failover_promotion (token text PRIMARY KEY)");
-    REQUIRE_MESSAGE(r.ok, r.describe());
-  }
-  REQUIRE(cluster.wait_replica_caught_up(30s));
+  prepare_on_primary(cluster, {"CREATE TABLE IF NOT EXISTS failover_promotion (token text PRIMARY KEY)"});
 
   ProxyProcess proxy;
   FailoverConfig config;
