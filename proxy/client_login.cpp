@@ -78,11 +78,13 @@ bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {
     case protocol::StartupKind::StartupMessage:
       break;
   }
-  startup_ = std::move(packet.startup);
-  if (startup_.minor() > 0) {
+  login_->startup = std::move(packet.startup);
+  user_name_ = std::move(login_->startup.user);
+  database_name_ = std::move(login_->startup.database);
+  if (login_->startup.minor() > 0) {
     // We speak 3.0: say so, and name the protocol options (_pq_.*) we ignore.
     std::vector<std::string_view> unknown;
-    for (const auto& [k, v] : startup_.parameters)
+    for (const auto& [k, v] : login_->startup.parameters)
       if (k.rfind("_pq_.", 0) == 0) unknown.push_back(k);
     std::vector<std::byte> out;
     protocol::append_negotiate_protocol_version(out, 0, unknown);
@@ -94,8 +96,8 @@ bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {
 
 void ClientSession::begin_authentication() {
   const config::Config& cfg = worker_.config();
-  user_ = cfg.find_user(startup_.user);
-  auth_user_known_ = user_ != nullptr;
+  user_ = cfg.find_user(user_name_);
+  login_->user_known = user_ != nullptr;
   config::AuthMethod method = method_for(cfg, user_);
   const std::string* stored = user_ != nullptr ? &user_->password : nullptr;
   // md5 needs the password or its md5 hash; a SCRAM verifier answers only SCRAM (as in PostgreSQL).
@@ -107,24 +109,24 @@ void ClientSession::begin_authentication() {
   std::vector<std::byte> out;
   switch (method) {
     case config::AuthMethod::Trust:
-      if (!auth_user_known_) {
-        fail_login(sqlstate::kInvalidPassword, "password authentication failed for user \"" + startup_.user + "\"");
+      if (!login_->user_known) {
+        fail_login(sqlstate::kInvalidPassword, "password authentication failed for user \"" + user_name_ + "\"");
         return;
       }
       authentication_succeeded();
       return;
     case config::AuthMethod::Md5: {
-      auth_method_ = 'M';
-      for (auto& b : md5_salt_) b = static_cast<std::byte>(worker_.rng()() & 0xff);
-      protocol::append_authentication_md5_password(out, md5_salt_);
+      login_->method = 'M';
+      for (auto& b : login_->md5_salt) b = static_cast<std::byte>(worker_.rng()() & 0xff);
+      protocol::append_authentication_md5_password(out, login_->md5_salt);
       break;
     }
     case config::AuthMethod::ScramSha256: {
-      auth_method_ = 'S';
+      login_->method = 'S';
       protocol::ScramVerifier verifier =
-          auth_user_known_ ? worker_.scram_verifier_for(*user_)
-                           : protocol::mock_scram_verifier(startup_.user, worker_.mock_secret());
-      scram_ = std::make_unique<protocol::ScramServer>(std::move(verifier));
+          login_->user_known ? worker_.scram_verifier_for(*user_)
+                           : protocol::mock_scram_verifier(user_name_, worker_.mock_secret());
+      login_->scram = std::make_unique<protocol::ScramServer>(std::move(verifier));
       const std::string_view mechanisms[] = {"SCRAM-SHA-256"};
       protocol::append_authentication_sasl(out, mechanisms);
       break;
@@ -134,19 +136,19 @@ void ClientSession::begin_authentication() {
 }
 
 bool ClientSession::handle_auth_message(char t, std::span<const std::byte> body) {
-  const std::string failed = "password authentication failed for user \"" + startup_.user + "\"";
+  const std::string failed = "password authentication failed for user \"" + user_name_ + "\"";
   if (t != protocol::tag(protocol::FrontendTag::PasswordMessage)) {
     fail_login(sqlstate::kProtocolViolation, "expected a password response during authentication");
     return false;
   }
-  if (auth_method_ == 'M') {
+  if (login_->method == 'M') {
     std::string_view response;
     if (!protocol::parse_password_message(body, response)) {
       fail_login(sqlstate::kProtocolViolation, "malformed password message");
       return false;
     }
-    const bool ok = auth_user_known_ &&
-                    protocol::md5_response_matches(user_->password, user_->name, md5_salt_, response);
+    const bool ok = login_->user_known &&
+                    protocol::md5_response_matches(user_->password, user_->name, login_->md5_salt, response);
     if (!ok) {
       fail_login(sqlstate::kInvalidPassword, failed);
       return false;
@@ -156,11 +158,11 @@ bool ClientSession::handle_auth_message(char t, std::span<const std::byte> body)
   }
   // SCRAM-SHA-256: SASLInitialResponse first, then one SASLResponse.
   std::string reply, error;
-  if (scram_ == nullptr) {
+  if (login_->scram == nullptr) {
     fail_login(sqlstate::kProtocolViolation, "unexpected authentication message");
     return false;
   }
-  if (!scram_started_) {
+  if (!login_->scram_started) {
     std::string_view mechanism;
     std::span<const std::byte> data;
     if (!protocol::parse_sasl_initial_response(body, mechanism, data)) {
@@ -172,11 +174,11 @@ bool ClientSession::handle_auth_message(char t, std::span<const std::byte> body)
                  "client selected an invalid SASL authentication mechanism \"" + std::string(mechanism) + "\"");
       return false;
     }
-    if (!scram_->handle_client_first(protocol::as_string_view(data), reply, error)) {
+    if (!login_->scram->handle_client_first(protocol::as_string_view(data), reply, error)) {
       fail_login(sqlstate::kProtocolViolation, "malformed SCRAM message: " + error);
       return false;
     }
-    scram_started_ = true;
+    login_->scram_started = true;
     std::vector<std::byte> out;
     protocol::append_authentication_sasl_continue(out, reply);
     send_own(std::move(out));
@@ -187,16 +189,16 @@ bool ClientSession::handle_auth_message(char t, std::span<const std::byte> body)
     fail_login(sqlstate::kProtocolViolation, "malformed SASLResponse message");
     return false;
   }
-  const bool ok = scram_->handle_client_final(protocol::as_string_view(data), reply, error);
-  if (!ok && !scram_->proof_failed()) {
+  const bool ok = login_->scram->handle_client_final(protocol::as_string_view(data), reply, error);
+  if (!ok && !login_->scram->proof_failed()) {
     fail_login(sqlstate::kProtocolViolation, "malformed SCRAM message: " + error);
     return false;
   }
-  if (!ok || !auth_user_known_) {
+  if (!ok || !login_->user_known) {
     fail_login(sqlstate::kInvalidPassword, failed);
     return false;
   }
-  scram_.reset();
+  login_->scram.reset();
   std::vector<std::byte> out;
   protocol::append_authentication_sasl_final(out, reply);
   send_own(std::move(out));
@@ -209,10 +211,10 @@ void ClientSession::authentication_succeeded() {
   std::vector<std::byte> ok;
   protocol::append_authentication_ok(ok);
   send_own(std::move(ok));
-  if (startup_.database == "pgsidecar") {
-    if (!cfg.is_admin(startup_.user)) {
+  if (database_name_ == "pgsidecar") {
+    if (!cfg.is_admin(user_name_)) {
       fail_login(sqlstate::kInvalidAuthorizationSpecification,
-                 "user \"" + startup_.user + "\" may not use the admin console (see [admin] users)");
+                 "user \"" + user_name_ + "\" may not use the admin console (see [admin] users)");
       return;
     }
     admin_ = true;
@@ -221,13 +223,13 @@ void ClientSession::authentication_succeeded() {
     protocol::append_backend_key_data(out, virtual_pid_, virtual_secret_);
     protocol::append_ready_for_query(out, 'I');
     send_own(std::move(out));
-    uv_timer_stop(&login_timer_);
+    login_.reset();
     set_state(ClientState::Ready, "admin console");
     return;
   }
-  database_ = cfg.find_database(startup_.database);
+  database_ = cfg.find_database(database_name_);
   if (database_ == nullptr) {
-    fail_login(sqlstate::kInvalidCatalogName, "database \"" + startup_.database + "\" does not exist");
+    fail_login(sqlstate::kInvalidCatalogName, "database \"" + database_name_ + "\" does not exist");
     return;
   }
   session_mode_ = database_->pool.mode == config::PoolMode::Session;
@@ -246,8 +248,8 @@ void ClientSession::authentication_succeeded() {
       }
     defaults_.emplace_back(name, value);
   };
-  for (const auto& [k, v] : protocol::parse_options_switches(startup_.options)) take(k, v);
-  for (const auto& [k, v] : startup_.parameters) take(k, v);
+  for (const auto& [k, v] : protocol::parse_options_switches(login_->startup.options)) take(k, v);
+  for (const auto& [k, v] : login_->startup.parameters) take(k, v);
   defaults_fp_ = defaults_fingerprint(defaults_);
   // The ParameterStatus values to report come from a server login of the pool this
   // client would use for reads; if none has logged in yet, one is borrowed to learn them.
@@ -262,24 +264,21 @@ void ClientSession::finish_login(const ParamMap& server_params) {
   for (const auto& [k, v] : params_.entries()) merged.set(k, v);
   for (const auto& [k, v] : merged.entries()) protocol::append_parameter_status(out, k, v);
   // Keep only what later transactions compare (the settings a client can change), and
-  // drop the startup packet's parameters: an idle client should cost little memory.
+  // drop the login state with the startup packet: an idle client should cost little memory.
   params_.clear();
   for (const auto& [k, v] : merged.entries())
     if (is_tracked_parameter(k)) params_.set(k, v);
-  startup_.parameters.clear();
-  startup_.parameters.shrink_to_fit();
-  startup_.options.clear();
-  startup_.options.shrink_to_fit();
+  worker_.param_sets().share(params_);
+  login_.reset();
   protocol::append_backend_key_data(out, virtual_pid_, virtual_secret_);
   protocol::append_ready_for_query(out, 'I');
   send_own(std::move(out));
-  uv_timer_stop(&login_timer_);
   set_state(ClientState::Ready, "logged in");
   log_debug("client_logged_in")
       .kv("worker", worker_.id())
       .kv("session", static_cast<long long>(id_))
-      .kv("user", startup_.user)
-      .kv("database", startup_.database);
+      .kv("user", user_name_)
+      .kv("database", database_name_);
   if (!acquiring_) process_input();
 }
 
@@ -287,8 +286,8 @@ void ClientSession::fail_login(std::string_view state, std::string message) {
   log_info("client_login_failed")
       .kv("worker", worker_.id())
       .kv("session", static_cast<long long>(id_))
-      .kv("user", startup_.user)
-      .kv("database", startup_.database)
+      .kv("user", user_name_)
+      .kv("database", database_name_)
       .kv("sqlstate", state)
       .kv("error", message);
   send_error(protocol::make_fatal(state, std::move(message)), false);

@@ -84,10 +84,9 @@ ClientSession::RouteOutcome ClientSession::route_and_acquire(Intent intent) {
                          database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
       retry_.bytes.clear();
       const ServerStatus& target = topology->servers[static_cast<std::size_t>(r.server)];
-      if (cached_pool_ == nullptr || cached_pool_key_ != target.key) {  // no lookup per transaction
+      // No lookup per transaction: the pool of the server routed to last time is kept.
+      if (cached_pool_ == nullptr || cached_pool_->key().server != target.key)
         cached_pool_ = &worker_.pool_for(*database_, *user_, target.address);
-        cached_pool_key_ = target.key;
-      }
       pool_ = cached_pool_;
       if (login_probe_) {
         ParamMap server_params;
@@ -132,7 +131,7 @@ void ClientSession::fail_route(protocol::ErrorFields e) {
     send_error(e, false);
     return;
   }
-  pending_error_ = std::move(e);
+  pending_error_ = std::make_unique<protocol::ErrorFields>(std::move(e));
 }
 
 void ClientSession::retry_route() {

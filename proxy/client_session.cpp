@@ -54,7 +54,14 @@ ClientSession::ClientSession(Worker& worker, SessionId id, int32_t virtual_pid, 
   last_activity_ = worker.now();
 }
 
-ClientSession::~ClientSession() = default;
+ClientSession::~ClientSession() {
+  if (forward_ != nullptr) worker_.batches().give(std::move(forward_));
+}
+
+OutboundBatch& ClientSession::forward() {
+  if (forward_ == nullptr) forward_ = worker_.batches().take();
+  return *forward_;
+}
 
 bool ClientSession::accept_from(uv_stream_t* listener, bool is_tcp) {
   if (is_tcp) {
@@ -66,16 +73,13 @@ bool ClientSession::accept_from(uv_stream_t* listener, bool is_tcp) {
   }
   stream_->data = this;
   ++open_handles_;
-  uv_timer_init(worker_.loop(), &login_timer_);
-  login_timer_.data = this;
-  ++open_handles_;
+  login_ = std::make_unique<LoginState>();
+  login_->accepted_at = worker_.now();
   if (uv_accept(listener, stream_) != 0) {
     close("accept failed");
     return false;
   }
   if (is_tcp) uv_tcp_nodelay(&tcp_, 1);
-  uv_timer_start(&login_timer_, &ClientSession::on_login_timeout,
-                 static_cast<uint64_t>(worker_.config().auth.login_timeout.count()), 0);
   reading_ = true;
   uv_read_start(stream_, &ClientSession::on_alloc, &ClientSession::on_read);
   return true;
@@ -114,7 +118,6 @@ void ClientSession::close(std::string_view reason) {
   if (reading_) uv_read_stop(stream_);
   reading_ = false;
   uv_close(reinterpret_cast<uv_handle_t*>(stream_), &ClientSession::on_handle_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&login_timer_), &ClientSession::on_handle_closed);
 }
 
 void ClientSession::on_handle_closed(uv_handle_t* h) {
@@ -124,29 +127,34 @@ void ClientSession::on_handle_closed(uv_handle_t* h) {
 }
 
 void ClientSession::maybe_free() {
-  if (!closing_ || open_handles_ > 0 || own_writes_ > 0 || forward_.in_flight()) return;
+  if (!closing_ || open_handles_ > 0 || own_writes_ > 0 || write_in_flight()) return;
   worker_.forget_session(this);  // deletes *this
 }
 
-void ClientSession::on_login_timeout(uv_timer_t* t) {
-  auto* self = static_cast<ClientSession*>(t->data);
-  if (self->state_ == ClientState::Ready || self->closing_) return;
-  self->fail_login(sqlstate::kQueryCanceled, "canceling authentication due to timeout");
+void ClientSession::login_timed_out() {
+  if (state_ == ClientState::Ready || closing_) return;
+  fail_login(sqlstate::kQueryCanceled, "canceling authentication due to timeout");
 }
 
 void ClientSession::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* self = static_cast<ClientSession*>(h->data);
-  *buf = self->input_.free_space();
+  // An idle client holds no buffer; reading its next request (or its goodbye) into the
+  // worker's scratch space means thousands of idle clients closing at once take no memory.
+  *buf = self->input_.holds_memory() ? self->input_.free_space() : self->worker_.buffers().scratch();
 }
 
-void ClientSession::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+void ClientSession::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* self = static_cast<ClientSession*>(s->data);
   if (nread == UV_ENOBUFS || nread == 0) return;
   if (nread < 0) {
     self->close(nread == UV_EOF ? "client disconnected" : uv_strerror(static_cast<int>(nread)));
     return;
   }
-  self->input_.commit(static_cast<std::size_t>(nread));
+  if (self->input_.holds_memory()) {
+    self->input_.commit(static_cast<std::size_t>(nread));
+  } else {
+    self->input_.append({reinterpret_cast<const std::byte*>(buf->base), static_cast<std::size_t>(nread)});
+  }
   self->last_activity_ = self->worker_.now();
   self->process_input();
 }
@@ -171,6 +179,14 @@ void ClientSession::process_input() {
   } while (again_);
   processing_ = false;
   if (closing_) return;
+  if (!write_in_flight()) {
+    input_.compact();
+    if (server_ == nullptr) {
+      // Between transactions: an idle client holds neither a read buffer nor a batch.
+      input_.release_if_empty();
+      if (forward_ != nullptr) worker_.batches().give(std::move(forward_));
+    }
+  }
   // Read only while there is room: a full buffer waits for the write that drains it.
   const bool want = !input_.full();
   if (want && !reading_) {
@@ -179,10 +195,6 @@ void ClientSession::process_input() {
   } else if (!want && reading_) {
     reading_ = false;
     uv_read_stop(stream_);
-  }
-  if (!forward_.in_flight()) {
-    input_.compact();
-    if (server_ == nullptr) input_.release_if_empty();
   }
 }
 
@@ -227,6 +239,10 @@ bool ClientSession::idle_expired(std::chrono::steady_clock::time_point now) cons
   return limit.count() > 0 && now - last_activity_ > limit;
 }
 
+bool ClientSession::login_expired(std::chrono::steady_clock::time_point now) const {
+  return login_ != nullptr && !closing_ && now - login_->accepted_at >= worker_.config().auth.login_timeout;
+}
+
 void ClientSession::close_idle() {
   send_error(protocol::make_fatal(kIdleSessionTimeout,
                                   "terminating connection due to client_idle_timeout (" +
@@ -263,7 +279,7 @@ void ClientSession::reject_too_many(int limit) {
 bool ClientSession::process_messages() {
   if (admin_) return process_admin_messages();
   const uint32_t max = worker_.config().limits.max_message_size;
-  while (!forward_.in_flight() && !closing_ && state_ == ClientState::Ready) {
+  while (!write_in_flight() && !closing_ && state_ == ClientState::Ready) {
     const std::span<const std::byte> in = input_.unread();
     if (in.empty()) break;
     if (discard_ > 0) {
@@ -275,7 +291,7 @@ bool ClientSession::process_messages() {
     if (passthrough_ > 0) {
       const std::size_t n = std::min(passthrough_, in.size());
       capture_for_retry(input_.read_pos(), n);
-      forward_.add_input(input_.read_pos(), n);
+      forward().add_input(input_.read_pos(), n);
       input_.consume(n);
       passthrough_ -= n;
       continue;
@@ -311,7 +327,7 @@ bool ClientSession::process_messages() {
     else if (t == tag(FrontendTag::Bind) || t == tag(FrontendTag::Query))
       needed = std::min(h.total_size(), kPeekBytes);
     if (in.size() < needed) {
-      if (!forward_.empty()) break;  // growing would move bytes the pending write points at
+      if (!forward_empty()) break;  // growing would move bytes the pending write points at
       if (!input_.reserve_unread(needed, static_cast<std::size_t>(max) + 1)) {
         protocol_error("message too large");
         return false;
@@ -414,11 +430,13 @@ bool ClientSession::process_messages() {
     }
     const std::size_t n = std::min(h.total_size(), in.size());
     capture_for_retry(input_.read_pos(), n);
-    forward_.add_input(input_.read_pos(), n);
+    forward().add_input(input_.read_pos(), n);
     input_.consume(n);
     passthrough_ = h.total_size() - n;
   }
-  flush_forward();
+  // A batch written at once has no completion to continue from: if input is left (a
+  // message that must first grow the buffer, say), process_input() makes another pass.
+  if (flush_forward() && !input_.unread().empty()) again_ = true;
   return !closing_;
 }
 
@@ -441,8 +459,8 @@ bool ClientSession::handle_parse(std::span<const std::byte> body) {
     }
     // Another client's statement of the same name may live on this server: replace it.
     if (server_->statements().find(parse.name) != 0) {
-      protocol::append_close(forward_.injected_out(), 'S', parse.name);
-      forward_.commit_injected();
+      protocol::append_close(forward().injected_out(), 'S', parse.name);
+      forward().commit_injected();
       server_->expectations().expect('3', true);
     }
     server_->statements().set(parse.name, statement_fingerprint(parse.query, parse.param_types_raw));
@@ -487,35 +505,35 @@ bool ClientSession::ensure_statement_on_server(std::string_view name) {
   if (stmt == nullptr) return true;  // unknown to us too: the server's error is the right answer
   const uint64_t have = server_->statements().find(name);
   if (have == stmt->fingerprint) return true;
-  auto& out = forward_.injected_out();
+  auto& out = forward().injected_out();
   if (have != 0) {
     protocol::append_close(out, 'S', name);
     server_->expectations().expect('3', true);
   }
   protocol::append_parse(out, name, stmt->query, stmt->param_types);
-  forward_.commit_injected();
+  forward().commit_injected();
   server_->expectations().expect('1', true, std::string(name));
   server_->statements().set(name, stmt->fingerprint);
   return true;
 }
 
-void ClientSession::flush_forward() {
-  if (forward_.empty() || forward_.in_flight()) return;
-  const int rc = forward_.flush(forward_dest_, this, &ClientSession::on_forward_written);
-  if (rc != 0) {
-    // The server connection is broken: handled like any lost server (replay or FATAL).
-    forward_.complete();
-    if (server_ != nullptr) {
-      server_->close(std::string("write to server failed: ") + uv_strerror(rc));
-    } else {
-      close("write to server failed");
-    }
+bool ClientSession::flush_forward() {
+  if (forward_empty() || write_in_flight()) return false;
+  const auto result = forward_->flush(forward_dest_, this, &ClientSession::on_forward_written);
+  if (result == OutboundBatch::Flush::Sent) return true;
+  if (result == OutboundBatch::Flush::Queued) return false;
+  // The server connection is broken: handled like any lost server (replay or FATAL).
+  if (server_ != nullptr) {
+    server_->close(std::string("write to server failed: ") + uv_strerror(forward_->error()));
+  } else {
+    close("write to server failed");
   }
+  return false;
 }
 
 void ClientSession::on_forward_written(uv_write_t* req, int) {
   auto* self = static_cast<ClientSession*>(req->data);
-  self->forward_.complete();
+  self->forward_->complete();
   if (self->closing_) {
     self->maybe_free();
     return;
@@ -553,8 +571,8 @@ void ClientSession::link_server(ServerConn& server) {
       synced.server_version == server.params_version())
     return;  // this client was the last here and nothing changed since
   if (auto sql = settings_sync_sql(params_, defaults_, defaults_fp_, server.params(), other_session_state)) {
-    protocol::append_query(forward_.injected_out(), *sql);
-    forward_.commit_injected();
+    protocol::append_query(forward().injected_out(), *sql);
+    forward().commit_injected();
     forward_dest_ = server.stream();
     server.expectations().expect('Z', true);
     server.set_defaults_fp(defaults_fp_);
@@ -593,7 +611,7 @@ void ClientSession::on_server_unavailable(const protocol::ErrorFields& why) {
     return;
   }
   // The connection stays usable: the request that needed a server gets this error.
-  pending_error_ = why;
+  pending_error_ = std::make_unique<protocol::ErrorFields>(why);
   process_input();
 }
 
@@ -613,7 +631,7 @@ void ClientSession::on_server_lost(std::string_view reason) {
     in_extended_ = false;
     copy_in_ = false;
     passthrough_ = 0;
-    if (!forward_.in_flight()) replay_request();
+    if (!write_in_flight()) replay_request();
     return;
   }
   log_info("client_server_lost")
@@ -621,7 +639,7 @@ void ClientSession::on_server_lost(std::string_view reason) {
       .kv("session", static_cast<long long>(id_))
       .kv("reason", reason);
   send_error(protocol::make_fatal(sqlstate::kConnectionFailure,
-                                  "server connection for database \"" + startup_.database +
+                                  "server connection for database \"" + database_name_ +
                                       "\" was lost: " + std::string(reason)),
              false);
 }

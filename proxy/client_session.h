@@ -63,16 +63,18 @@ class ClientSession {
   ClientState state() const { return state_; }
   uv_stream_t* stream() { return stream_; }
   ServerConn* server() { return server_; }
-  const std::string& user_name() const { return startup_.user; }
-  const std::string& database_name() const { return startup_.database; }
+  const std::string& user_name() const { return user_name_; }
+  const std::string& database_name() const { return database_name_; }
 
   // From the worker.
-  bool idle_expired(std::chrono::steady_clock::time_point now) const;  // client_idle_timeout
+  bool idle_expired(std::chrono::steady_clock::time_point now) const;   // client_idle_timeout
+  bool login_expired(std::chrono::steady_clock::time_point now) const;  // [auth] login_timeout
   void close_idle();
   void reject_too_many(int limit);  // max_client_connections reached
   void drain();                     // shutting down: close now if idle, else at the transaction's end
   void retry_route();               // a new topology snapshot: try routing again
   void route_wait_expired();        // write_wait (or the switchover pause) ran out
+  void login_timed_out();           // answers 57014 and closes (no-op once logged in)
 
   // From the pool.
   void on_server_assigned(ServerConn& server);
@@ -91,7 +93,6 @@ class ClientSession {
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_forward_written(uv_write_t* req, int status);
-  static void on_login_timeout(uv_timer_t* t);
   static void on_handle_closed(uv_handle_t* h);
 
   void set_state(ClientState next, const char* why);
@@ -120,7 +121,7 @@ class ClientSession {
   void capture_for_retry(const std::byte* p, std::size_t n);
   void replay_request();
   void unlink_server(bool reusable);
-  void flush_forward();
+  bool flush_forward();  // true: written at once (no completion callback follows)
   void send_own(std::vector<std::byte> bytes, bool close_after = false);
   void send_error(const protocol::ErrorFields& e, bool with_ready);
   void protocol_error(std::string message);
@@ -137,7 +138,6 @@ class ClientSession {
     uv_pipe_t pipe_;
   };
   uv_stream_t* stream_ = nullptr;
-  uv_timer_t login_timer_{};
   int open_handles_ = 0;
   int own_writes_ = 0;
   bool reading_ = false;
@@ -145,18 +145,28 @@ class ClientSession {
   bool close_after_write_ = false;
 
   InputBuffer input_;
-  OutboundBatch forward_;          // to the leased server
+  std::unique_ptr<OutboundBatch> forward_;  // to the leased server; from the worker's pool
+  OutboundBatch& forward();        // takes one when there is none
+  bool write_in_flight() const { return forward_ != nullptr && forward_->in_flight(); }
+  bool forward_empty() const { return forward_ == nullptr || forward_->empty(); }
   uv_stream_t* forward_dest_ = nullptr;
   std::size_t passthrough_ = 0;    // bytes of a streaming message still to forward
 
-  protocol::StartupMessage startup_;
+  // What only logging in needs; freed once the client is logged in.
+  struct LoginState {
+    std::chrono::steady_clock::time_point accepted_at;
+    protocol::StartupMessage startup;  // its user and database are moved out to the session
+    std::unique_ptr<protocol::ScramServer> scram;
+    std::array<std::byte, 4> md5_salt{};
+    bool user_known = false;
+    bool scram_started = false;  // SASLInitialResponse handled
+    char method = 0;             // 'S' SCRAM, 'M' md5, 'T' trust
+  };
+  std::unique_ptr<LoginState> login_;
+  std::string user_name_;
+  std::string database_name_;
   const config::User* user_ = nullptr;
   const config::Database* database_ = nullptr;
-  std::unique_ptr<protocol::ScramServer> scram_;
-  std::array<std::byte, 4> md5_salt_{};
-  bool auth_user_known_ = false;
-  bool scram_started_ = false;  // SASLInitialResponse handled
-  char auth_method_ = 0;  // 'S' SCRAM, 'M' md5, 'T' trust
 
   PoolShard* pool_ = nullptr;
   ServerConn* server_ = nullptr;
@@ -177,7 +187,7 @@ class ClientSession {
   bool acquiring_ = false;
   bool processing_ = false;    // inside process_input
   bool again_ = false;         // process_input was asked for while inside it     // inside PoolShard::acquire: do not re-enter process_input
-  std::optional<protocol::ErrorFields> pending_error_;  // the pool refused the current request
+  std::unique_ptr<protocol::ErrorFields> pending_error_;  // the pool refused the current request
   std::size_t discard_ = 0;    // bytes of a refused request's message still to drop
   bool login_probe_ = false;   // the lease is only to learn server parameters
   bool in_extended_ = false;   // extended-protocol messages sent since the last Sync
@@ -191,7 +201,6 @@ class ClientSession {
   ParamMap params_;            // the settings this client expects (reported ones)
   uint64_t params_version_ = 0;  // bumped whenever params_ changes
   PoolShard* cached_pool_ = nullptr;  // the pool of the server last routed to
-  std::string cached_pool_key_;
   ParamList defaults_;         // its non-reported startup settings
   uint64_t defaults_fp_ = 0;
   ClientStatements statements_;

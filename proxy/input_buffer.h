@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <span>
 #include <vector>
@@ -21,9 +22,12 @@ class BufferPool {
 
   std::unique_ptr<std::byte[]> take();
   void give(std::unique_ptr<std::byte[]> chunk);
+  // One chunk's worth of space to read into, valid until the next read on this worker.
+  uv_buf_t scratch();
 
  private:
   std::vector<std::unique_ptr<std::byte[]>> free_;
+  std::unique_ptr<std::byte[]> scratch_;
 };
 
 class InputBuffer {
@@ -35,12 +39,16 @@ class InputBuffer {
 
   // Space for uv_read; len 0 when full (the caller stops reading until a compact()).
   uv_buf_t free_space();
-  void commit(std::size_t n) { end_ += n; }
+  void commit(std::size_t n) { end_ += static_cast<uint32_t>(n); }
+  // A connection that holds no memory reads into the pool's scratch space instead, and
+  // keeps what it read with this: an end of file or a reset then costs no chunk.
+  bool holds_memory() const { return data_ != nullptr; }
+  void append(std::span<const std::byte> bytes);
 
   std::span<const std::byte> unread() const { return {data_ + pos_, end_ - pos_}; }
   const std::byte* read_pos() const { return data_ + pos_; }
   std::size_t unread_size() const { return end_ - pos_; }
-  void consume(std::size_t n) { pos_ += n; }
+  void consume(std::size_t n) { pos_ += static_cast<uint32_t>(n); }
 
   // Moves unread bytes to the front; only when no write points into the buffer.
   void compact();
@@ -58,13 +66,17 @@ class InputBuffer {
   void release_if_empty();
 
  private:
+  // Returns the memory: a pool chunk to the pool, a larger block to the allocator.
+  void drop_memory();
+
+  // Kept small: every client has one, idle ones too.
   BufferPool& pool_;
   std::byte* data_ = nullptr;
-  std::unique_ptr<std::byte[]> chunk_;  // owns data_ when it is a pool chunk
-  std::vector<std::byte> large_;        // owns data_ when a whole message needed more
-  std::size_t capacity_ = 0;
-  std::size_t pos_ = 0;  // first unread byte
-  std::size_t end_ = 0;  // one past the last byte read
+  std::unique_ptr<std::byte[]> memory_;  // owns data_: a pool chunk, or a larger block
+                                         // when a whole message needed more
+  uint32_t capacity_ = 0;  // kChunkSize for a pool chunk; messages are < 2^31 bytes
+  uint32_t pos_ = 0;       // first unread byte
+  uint32_t end_ = 0;       // one past the last byte read
 };
 
 }  // namespace pgsidecar::proxy

@@ -25,18 +25,52 @@ void OutboundBatch::commit_injected() {
   bytes_ += n;
 }
 
-int OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_write_cb cb) {
+OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_write_cb cb) {
   bufs_.clear();
   for (const Slice& s : slices_) {
     const std::byte* base = s.input != nullptr ? s.input : injected_.data() + s.offset;
     bufs_.push_back(uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(base)),
                                 static_cast<unsigned>(s.len)));
   }
+  // uv_try_write refuses (UV_EAGAIN) while earlier writes are queued, so order holds.
+  const int written = uv_try_write(dest, bufs_.data(), static_cast<unsigned>(bufs_.size()));
+  if (written < 0 && written != UV_EAGAIN) {
+    complete();
+    error_ = written;
+    return Flush::Failed;
+  }
+  std::size_t skip = written > 0 ? static_cast<std::size_t>(written) : 0;
+  if (skip == bytes_) {
+    complete();
+    return Flush::Sent;
+  }
+  // Queue what the socket did not take: drop whole buffers, then trim the first one.
+  std::size_t first = 0;
+  while (skip >= bufs_[first].len) skip -= bufs_[first++].len;
+  bufs_[first].base += skip;
+  bufs_[first].len -= static_cast<unsigned>(skip);
   req_.data = owner;
   in_flight_ = true;
-  const int rc = uv_write(&req_, dest, bufs_.data(), static_cast<unsigned>(bufs_.size()), cb);
-  if (rc != 0) in_flight_ = false;
-  return rc;
+  const int rc = uv_write(&req_, dest, bufs_.data() + first, static_cast<unsigned>(bufs_.size() - first), cb);
+  if (rc != 0) {
+    complete();
+    error_ = rc;
+    return Flush::Failed;
+  }
+  return Flush::Queued;
+}
+
+std::unique_ptr<OutboundBatch> OutboundBatchPool::take() {
+  if (free_.empty()) return std::make_unique<OutboundBatch>();
+  std::unique_ptr<OutboundBatch> batch = std::move(free_.back());
+  free_.pop_back();
+  return batch;
+}
+
+void OutboundBatchPool::give(std::unique_ptr<OutboundBatch> batch) {
+  if (free_.size() >= kMaxFree) return;
+  batch->complete();  // whatever was left for a server that is gone
+  free_.push_back(std::move(batch));
 }
 
 void OutboundBatch::complete() {

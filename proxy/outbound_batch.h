@@ -1,13 +1,16 @@
 // The bytes one connection forwards in one uv_write: slices of its own input buffer,
 // interleaved with messages the proxy injects (a re-Parse, a SET). Slices are kept as
 // offsets and turned into uv_buf_t only at flush, so the injected buffer may grow while
-// the batch is built. One batch is in flight at a time per source: the source stops
+// the batch is built. A flush first writes directly (uv_try_write): the common case, a
+// socket with room, then costs one writev and no epoll change. Only what the socket does
+// not take is queued with uv_write; that batch is then in flight, and the source stops
 // reading until it completes, which is the backpressure.
 #pragma once
 
 #include <uv.h>
 
 #include <cstddef>
+#include <memory>
 #include <vector>
 
 namespace pgsidecar::proxy {
@@ -26,8 +29,13 @@ class OutboundBatch {
   bool in_flight() const { return in_flight_; }
   std::size_t bytes() const { return bytes_; }
 
-  // Sends the batch; cb runs when done (also with UV_ECANCELED). req.data = owner.
-  int flush(uv_stream_t* dest, void* owner, uv_write_cb cb);
+  enum class Flush {
+    Sent,    // all written now; the batch is already complete(), no callback follows
+    Queued,  // the rest is queued: cb runs when done (also with UV_ECANCELED), req.data = owner
+    Failed,  // the destination is broken (error() says why); the batch is complete()
+  };
+  Flush flush(uv_stream_t* dest, void* owner, uv_write_cb cb);
+  int error() const { return error_; }
   // From the write callback: forget the batch so the input may be compacted.
   void complete();
 
@@ -44,6 +52,19 @@ class OutboundBatch {
   std::size_t bytes_ = 0;
   uv_write_t req_{};
   bool in_flight_ = false;
+  int error_ = 0;
+};
+
+// Batches of the connections forwarding right now, reused: an idle client holds none,
+// and taking one costs no allocation once the pool is warm.
+class OutboundBatchPool {
+ public:
+  std::unique_ptr<OutboundBatch> take();
+  void give(std::unique_ptr<OutboundBatch> batch);  // never one in flight
+
+ private:
+  static constexpr std::size_t kMaxFree = 256;
+  std::vector<std::unique_ptr<OutboundBatch>> free_;
 };
 
 }  // namespace pgsidecar::proxy

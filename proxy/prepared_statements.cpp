@@ -22,28 +22,32 @@ uint64_t statement_fingerprint(std::string_view query, std::span<const std::byte
 ClientStatements::AddResult ClientStatements::add(std::string_view name, std::string_view query,
                                                   std::span<const std::byte> param_types_raw,
                                                   int16_t param_count) {
-  auto it = by_name_.find(std::string(name));
-  if (it == by_name_.end() && by_name_.size() >= limit_) return AddResult::LimitReached;
+  if (by_name_ == nullptr) by_name_ = std::make_unique<std::unordered_map<std::string, PreparedStatement>>();
+  auto it = by_name_->find(std::string(name));
+  if (it == by_name_->end() && by_name_->size() >= limit_) return AddResult::LimitReached;
   PreparedStatement stmt;
   stmt.query.assign(query);
   stmt.param_types.reserve(static_cast<std::size_t>(param_count));
   for (int16_t i = 0; i < param_count && static_cast<std::size_t>(i) * 4 + 4 <= param_types_raw.size(); ++i)
     stmt.param_types.push_back(static_cast<int32_t>(protocol::load_be32(param_types_raw.data() + i * 4)));
   stmt.fingerprint = statement_fingerprint(query, param_types_raw);
-  if (it != by_name_.end()) {
+  if (it != by_name_->end()) {
     it->second = std::move(stmt);
     return AddResult::Replaced;
   }
-  by_name_.emplace(std::string(name), std::move(stmt));
+  by_name_->emplace(std::string(name), std::move(stmt));
   return AddResult::Added;
 }
 
 const PreparedStatement* ClientStatements::find(std::string_view name) const {
-  auto it = by_name_.find(std::string(name));
-  return it == by_name_.end() ? nullptr : &it->second;
+  if (by_name_ == nullptr) return nullptr;
+  auto it = by_name_->find(std::string(name));
+  return it == by_name_->end() ? nullptr : &it->second;
 }
 
-void ClientStatements::erase(std::string_view name) { by_name_.erase(std::string(name)); }
+void ClientStatements::erase(std::string_view name) {
+  if (by_name_ != nullptr) by_name_->erase(std::string(name));
+}
 
 uint64_t ServerStatements::find(std::string_view name) const {
   auto it = by_name_.find(std::string(name));

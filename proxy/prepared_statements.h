@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -33,13 +34,15 @@ class ClientStatements {
                 int16_t param_count);
   const PreparedStatement* find(std::string_view name) const;
   void erase(std::string_view name);
-  void clear() { by_name_.clear(); }
-  std::size_t size() const { return by_name_.size(); }
+  void clear() { by_name_.reset(); }
+  std::size_t size() const { return by_name_ != nullptr ? by_name_->size() : 0; }
   std::size_t limit() const { return limit_; }
 
  private:
   std::size_t limit_;
-  std::unordered_map<std::string, PreparedStatement> by_name_;
+  // Made at the first Parse: most clients never name a statement, and an idle client
+  // should cost little memory.
+  std::unique_ptr<std::unordered_map<std::string, PreparedStatement>> by_name_;
 };
 
 class ServerStatements {

@@ -415,13 +415,13 @@ void ServerConn::start_reset(std::string_view sql) {
   send_own(std::move(out));
 }
 
-void ServerConn::flush_forward() {
-  if (forward_.empty() || forward_.in_flight()) return;
-  const int rc = forward_.flush(forward_dest_, this, &ServerConn::on_forward_written);
-  if (rc != 0) {
-    forward_.complete();
-    input_.compact();
-  }
+bool ServerConn::flush_forward() {
+  if (forward_.empty() || forward_.in_flight()) return false;
+  // Sent or Failed (the client is gone; its session closes on its own read error): the
+  // batch is over, so the buffer may move; Queued: on_forward_written() carries on.
+  const auto result = forward_.flush(forward_dest_, this, &ServerConn::on_forward_written);
+  if (result != OutboundBatch::Flush::Queued) input_.compact();
+  return result == OutboundBatch::Flush::Sent;
 }
 
 void ServerConn::on_forward_written(uv_write_t* req, int) {
@@ -436,6 +436,15 @@ void ServerConn::on_forward_written(uv_write_t* req, int) {
 }
 
 bool ServerConn::process_forwarding() {
+  // A batch written at once has no completion to continue from: go on while input is
+  // left (a message that must first grow the buffer, say).
+  do {
+    if (!forward_pass()) return false;
+  } while (flush_forward() && !input_.unread().empty() && !closing_);
+  return !closing_;
+}
+
+bool ServerConn::forward_pass() {
   const uint32_t max = worker_.config().limits.max_message_size;
   while (!forward_.in_flight() && !closing_) {
     const std::span<const std::byte> in = input_.unread();
@@ -593,7 +602,6 @@ bool ServerConn::process_forwarding() {
       if (closing_) return false;
     }
   }
-  flush_forward();
   return !closing_;
 }
 

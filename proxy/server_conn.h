@@ -100,9 +100,10 @@ class ServerConn {
   void process_input();
   bool handle_login_message(char tag, std::span<const std::byte> body);
   bool process_forwarding();  // false when the connection was closed
+  bool forward_pass();        // one pass over the input; false when the connection was closed
   void fail_login(const protocol::ErrorFields& why);
   void send_own(std::vector<std::byte> bytes);
-  void flush_forward();
+  bool flush_forward();  // true: written at once (no completion callback follows)
   void note_response_started();
   void set_param(std::string_view name, std::string_view value);
   void maybe_free();

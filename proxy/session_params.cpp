@@ -33,20 +33,44 @@ bool is_protocol_startup_parameter(std::string_view name) {
 }
 
 const std::string* ParamMap::find(std::string_view name) const {
-  for (const auto& [k, v] : entries_)
+  for (const auto& [k, v] : entries())
     if (iequals(k, name)) return &v;
   return nullptr;
 }
 
+const ParamList& ParamMap::entries() const {
+  static const ParamList kNone;
+  return entries_ != nullptr ? *entries_ : kNone;
+}
+
 bool ParamMap::set(std::string_view name, std::string_view value) {
-  for (auto& [k, v] : entries_) {
+  const std::string* current = find(name);
+  if (current != nullptr && *current == value) return false;
+  // Copy on write; use_count() is exact here: only this map can hand out more owners.
+  if (entries_ == nullptr) {
+    entries_ = std::make_shared<ParamList>();
+  } else if (entries_.use_count() > 1) {
+    entries_ = std::make_shared<ParamList>(*entries_);
+  }
+  for (auto& [k, v] : *entries_) {
     if (!iequals(k, name)) continue;
-    if (v == value) return false;
     v.assign(value);
     return true;
   }
-  entries_.emplace_back(std::string(name), std::string(value));
+  entries_->emplace_back(std::string(name), std::string(value));
   return true;
+}
+
+void ParamSets::share(ParamMap& map) {
+  if (map.entries_ == nullptr) return;
+  for (const auto& known : sets_) {
+    if (known != map.entries_ && *known != *map.entries_) continue;
+    map.entries_ = known;
+    return;
+  }
+  map.entries_->shrink_to_fit();
+  if (sets_.size() == kMaxSets) sets_.erase(sets_.begin());  // the oldest goes
+  sets_.push_back(map.entries_);
 }
 
 uint64_t defaults_fingerprint(const ParamList& defaults) {

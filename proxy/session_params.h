@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,17 +24,32 @@ bool is_tracked_parameter(std::string_view name);
 bool is_protocol_startup_parameter(std::string_view name);
 
 // Ordered name -> value map with case-insensitive names (PostgreSQL's GUC names are).
+// The entries are shared and copied on write: thousands of idle clients with the same
+// settings hold one list between them (see ParamSets), not one each.
 class ParamMap {
  public:
   const std::string* find(std::string_view name) const;
   // Returns true when the value changed.
   bool set(std::string_view name, std::string_view value);
-  const ParamList& entries() const { return entries_; }
-  bool empty() const { return entries_.empty(); }
-  void clear() { entries_.clear(); }
+  const ParamList& entries() const;
+  bool empty() const { return entries_ == nullptr || entries_->empty(); }
+  void clear() { entries_.reset(); }
+  bool operator==(const ParamMap& other) const { return entries() == other.entries(); }
 
  private:
-  ParamList entries_;
+  friend class ParamSets;
+  std::shared_ptr<ParamList> entries_;  // never changed in place while shared
+};
+
+// A worker's recently seen settings lists, so that equal maps share one copy.
+class ParamSets {
+ public:
+  // Makes `map` share the list of an equal map seen before, or remembers its list.
+  void share(ParamMap& map);
+
+ private:
+  static constexpr std::size_t kMaxSets = 16;  // a handful of distinct settings is typical
+  std::vector<std::shared_ptr<ParamList>> sets_;  // the oldest first
 };
 
 // Fingerprint of a client's non-reported startup settings; 0 for none.

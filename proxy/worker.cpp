@@ -104,14 +104,14 @@ void Worker::set_topology(std::shared_ptr<const TopologySnapshot> snapshot) {
       for (const auto& s : t->servers) used = used || s.key == key.server;
     if (!used) pool->close_idle();
   }
-  std::vector<RouteWaiter> waiters;
+  std::vector<SessionDeadline> waiters;
   waiters.swap(route_waiters_);
-  for (const RouteWaiter& w : waiters)
+  for (const SessionDeadline& w : waiters)
     if (ClientSession* s = find_session(w.session)) s->retry_route();
 }
 
 void Worker::wait_for_route(SessionId id, std::chrono::steady_clock::time_point deadline) {
-  route_waiters_.push_back(RouteWaiter{id, deadline});
+  route_waiters_.push_back(SessionDeadline{id, deadline});
 }
 
 void Worker::cancel_route_wait(SessionId id) {
@@ -146,23 +146,30 @@ void Worker::on_tick(uv_timer_t* t) {
   for (auto& [key, pool] : self->pools_) pool->tick(now);
   self->expire_route_waiters(now);
   static thread_local int counter = 0;
-  if (++counter % 10 != 0) return;  // client idle checks once a second
-  std::vector<ClientSession*> expired;
-  for (auto& [id, s] : self->sessions_)
-    if (s->idle_expired(now)) expired.push_back(s.get());
-  for (ClientSession* s : expired) s->close_idle();
+  // Client timeouts, checked once a second rather than with a timer per client, which
+  // would cost every idle client memory.
+  if (++counter % 10 != 0) return;
+  std::vector<ClientSession*> idle, late;
+  for (auto& [pid, s] : self->sessions_) {
+    if (s->login_expired(now)) {
+      late.push_back(s.get());
+    } else if (s->idle_expired(now)) {
+      idle.push_back(s.get());
+    }
+  }
+  for (ClientSession* s : late) s->login_timed_out();
+  for (ClientSession* s : idle) s->close_idle();
 }
 
 void Worker::accept_client(uv_stream_t* listener, bool is_tcp) {
   const int limit = config_->listen.max_client_connections;
-  const SessionId id = next_session_++;
   int32_t pid = make_virtual_pid(id_, next_pid_++);
-  while (by_pid_.count(pid) != 0) pid = make_virtual_pid(id_, next_pid_++);
+  while (sessions_.count(pid) != 0) pid = make_virtual_pid(id_, next_pid_++);
+  const SessionId id = make_session_id(next_session_++, pid);
   const auto secret = static_cast<int32_t>(rng_() & 0x7fffffff);
   auto session = std::make_unique<ClientSession>(*this, id, pid, secret);
   ClientSession* raw = session.get();
-  sessions_.emplace(id, std::move(session));
-  by_pid_.emplace(pid, raw);
+  sessions_.emplace(pid, std::move(session));
   app_.client_count().fetch_add(1);
   if (!raw->accept_from(listener, is_tcp)) return;
   if (app_.client_count().load() > limit) {
@@ -171,19 +178,18 @@ void Worker::accept_client(uv_stream_t* listener, bool is_tcp) {
 }
 
 void Worker::forget_session(ClientSession* session) {
-  by_pid_.erase(session->virtual_pid());
   app_.client_count().fetch_sub(1);
-  sessions_.erase(session->id());  // deletes it
+  sessions_.erase(session->virtual_pid());  // deletes it
 }
 
 ClientSession* Worker::find_session(SessionId id) {
-  auto it = sessions_.find(id);
-  return it == sessions_.end() ? nullptr : it->second.get();
+  auto it = sessions_.find(virtual_pid_of(id));
+  return it == sessions_.end() || it->second->id() != id ? nullptr : it->second.get();
 }
 
 ClientSession* Worker::find_session_by_pid(int32_t virtual_pid) {
-  auto it = by_pid_.find(virtual_pid);
-  return it == by_pid_.end() ? nullptr : it->second;
+  auto it = sessions_.find(virtual_pid);
+  return it == sessions_.end() ? nullptr : it->second.get();
 }
 
 PoolShard& Worker::pool_for(const config::Database& db, const config::User& user, const config::ServerAddress& server) {

@@ -20,6 +20,7 @@
 #include "proxy/classify_cache.h"
 #include "proxy/ids.h"
 #include "proxy/input_buffer.h"
+#include "proxy/outbound_batch.h"
 #include "proxy/pool.h"
 #include "proxy/topology.h"
 #include "proxy/uv/mailbox.h"
@@ -49,6 +50,8 @@ class Worker {
   App& app() { return app_; }
   uv_loop_t* loop() { return &loop_; }
   BufferPool& buffers() { return buffers_; }
+  ParamSets& param_sets() { return param_sets_; }
+  OutboundBatchPool& batches() { return batches_; }
   const config::Config& config() const { return *config_; }
   std::mt19937_64& rng() { return rng_; }
   ClassificationCache& classifier() { return classifier_; }
@@ -98,19 +101,20 @@ class Worker {
   std::thread thread_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   BufferPool buffers_;
+  ParamSets param_sets_;
+  OutboundBatchPool batches_;
   ClassificationCache classifier_;
   std::mt19937_64 rng_;
-  SessionId next_session_ = 1;
+  uint32_t next_session_ = 1;
   uint32_t next_pid_ = 1;
-  std::unordered_map<SessionId, std::unique_ptr<ClientSession>> sessions_;
-  std::unordered_map<int32_t, ClientSession*> by_pid_;
+  std::unordered_map<int32_t, std::unique_ptr<ClientSession>> sessions_;  // by virtual pid
   std::map<PoolKey, std::unique_ptr<PoolShard>> pools_;
   std::shared_ptr<const TopologySnapshot> topology_ = std::make_shared<TopologySnapshot>();
-  struct RouteWaiter {
+  struct SessionDeadline {
     SessionId session;
     std::chrono::steady_clock::time_point deadline;
   };
-  std::vector<RouteWaiter> route_waiters_;
+  std::vector<SessionDeadline> route_waiters_;
   void expire_route_waiters(std::chrono::steady_clock::time_point now);
   std::map<std::string, protocol::ScramVerifier> verifiers_;
   std::vector<std::byte> mock_secret_;

@@ -1,6 +1,7 @@
 // The pool under stress and misbehaviour: a thousand idle clients beside a busy few,
 // clients that send garbage, vanish mid-query or wait too long, server backends killed
-// under a client, a database whose server is down, and idle clients timed out.
+// under a client, a database whose server is down, idle clients timed out, and logins
+// that never finish.
 #include <doctest/doctest.h>
 
 #include <atomic>
@@ -423,5 +424,43 @@ TEST_CASE("client_idle_timeout closes an idle client with 57P05 and spares a bus
   CHECK(after >= 0.9);
   CHECK(after < 3.5);
   CHECK_MESSAGE(busy_errors == 0, busy_error);
+  check_proxy_serves(proxy, cluster);
+}
+
+TEST_CASE("login_timeout closes a client that does not finish logging in, with 57014") {
+  Cluster& cluster = Cluster::shared();
+  ProxyProcess proxy;
+  ProxyConfig config = pool_config("transaction", 4);
+  config.extra = "[auth]\nlogin_timeout = \"1s\"\n";
+  start_proxy(proxy, cluster, config);
+  // Logged in, then quiet for longer than the timeout: not affected by it.
+  Connection bystander = connect_ok(app_conninfo(proxy, cluster));
+  REQUIRE(bystander.exec("SELECT 1").ok);
+
+  const auto started = Clock::now();
+  SUBCASE("a connection that sends nothing") {
+    Socket s = connect_tcp(proxy.port());
+    REQUIRE(s.ok());
+    const Received r = receive_until_closed(s.fd(), 6s);
+    const double after = seconds_since(started);
+    CHECK_MESSAGE(r.closed, r.describe());
+    if (r.error()) CHECK_MESSAGE(r.sqlstate() == "57014", r.describe());
+    CHECK(after >= 0.9);
+    CHECK(after < 3.0);
+  }
+  SUBCASE("a client that stops in the middle of the SCRAM exchange") {
+    Socket s = connect_tcp(proxy.port());
+    REQUIRE(s.ok());
+    REQUIRE(send_all(s.fd(), startup_message(cluster.app_user(), "app")));
+    const Received r = receive_until_closed(s.fd(), 6s);
+    const double after = seconds_since(started);
+    CHECK_MESSAGE(r.closed, r.describe());
+    CHECK_MESSAGE(r.sqlstate() == "57014", r.describe());
+    CHECK_MESSAGE(r.severity() == "FATAL", r.describe());
+    CHECK(after >= 0.9);
+    CHECK(after < 3.0);
+  }
+  const QueryResult still = bystander.exec("SELECT 'bystander'");
+  CHECK_MESSAGE(still.ok, still.describe());
   check_proxy_serves(proxy, cluster);
 }
