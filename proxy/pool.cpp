@@ -117,10 +117,7 @@ bool PoolShard::other_worker_starving() const {
 bool PoolShard::should_return_slot() const { return owned() > share_ && other_worker_starving(); }
 
 void PoolShard::cancel_wait(SessionId id) {
-  auto it = std::find_if(waiters_.begin(), waiters_.end(), [id](const Waiter& w) { return w.session == id; });
-  if (it == waiters_.end()) return;
-  waiters_.erase(it);
-  limits_->waiting.fetch_sub(1);
+  if (waiters_.erase_first([id](const Waiter& w) { return w.session == id; })) limits_->waiting.fetch_sub(1);
 }
 
 void PoolShard::serve_waiters() {

@@ -8,7 +8,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -19,6 +18,7 @@
 #include "protocol/error_response.h"
 #include "proxy/ids.h"
 #include "proxy/server_address.h"
+#include "proxy/ring_queue.h"
 #include "proxy/session_params.h"
 
 namespace pgsidecar::proxy {
@@ -152,7 +152,7 @@ class PoolShard {
   std::string address_error_;  // non-empty: the host did not resolve
   std::shared_ptr<const config::Config> config_;  // keeps db_ alive
   std::shared_ptr<PoolLimits> limits_;
-  std::deque<Waiter> waiters_;
+  RingQueue<Waiter> waiters_;
   std::vector<ServerConn*> idle_;  // most recently used last
   std::map<ServerId, std::unique_ptr<ServerConn>> servers_;
   ServerId next_server_ = 1;

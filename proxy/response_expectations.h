@@ -6,8 +6,9 @@
 #pragma once
 
 #include <cstddef>
-#include <deque>
 #include <string>
+
+#include "proxy/ring_queue.h"
 
 namespace pgsidecar::proxy {
 
@@ -53,7 +54,7 @@ class ResponseExpectations {
   }
 
  private:
-  std::deque<Entry> entries_;
+  RingQueue<Entry> entries_;
   std::size_t pending_ready_ = 0;
 };
 

@@ -1,0 +1,87 @@
+// The small building blocks idle clients and the hot path rely on: RingQueue (FIFO that
+// keeps its capacity), ParamMap's shared copy-on-write lists, and InputBuffer appends from
+// the worker's scratch space.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <string>
+
+#include "proxy/input_buffer.h"
+#include "proxy/ring_queue.h"
+#include "proxy/session_params.h"
+
+using namespace pgsidecar::proxy;
+
+TEST_CASE("RingQueue is FIFO across wrap-around and growth") {
+  RingQueue<std::string> q;
+  int next_in = 0, next_out = 0;
+  // Fill and drain unevenly so the head wraps many times and growth happens mid-wrap.
+  for (int round = 0; round < 50; ++round) {
+    for (int i = 0; i < round % 7 + 1; ++i) q.push_back("item " + std::to_string(next_in++));
+    for (int i = 0; i < round % 5 + 1 && !q.empty(); ++i) {
+      CHECK(q.front() == "item " + std::to_string(next_out++));
+      q.pop_front();
+    }
+    CHECK(q.size() == static_cast<std::size_t>(next_in - next_out));
+  }
+  while (!q.empty()) {
+    CHECK(q.front() == "item " + std::to_string(next_out++));
+    q.pop_front();
+  }
+  CHECK(next_out == next_in);
+}
+
+TEST_CASE("RingQueue::erase_first removes one match and keeps the order") {
+  RingQueue<int> q;
+  for (int i = 0; i < 6; ++i) q.push_back(i);
+  q.pop_front();
+  q.pop_front();  // the head is no longer at slot 0
+  for (int i = 6; i < 10; ++i) q.push_back(i);  // 2..9, wrapped
+  CHECK(q.erase_first([](int v) { return v % 2 == 1; }));  // removes 3 only
+  CHECK_FALSE(q.erase_first([](int v) { return v > 100; }));
+  std::string seen;
+  while (!q.empty()) {
+    seen += std::to_string(q.front());
+    q.pop_front();
+  }
+  CHECK(seen == "2456789");
+}
+
+TEST_CASE("ParamMap lists are shared between equal maps and copied on write") {
+  ParamSets sets;
+  ParamMap a, b;
+  a.set("client_encoding", "UTF8");
+  a.set("TimeZone", "UTC");
+  b.set("client_encoding", "UTF8");
+  b.set("TimeZone", "UTC");
+  sets.share(a);
+  sets.share(b);
+  CHECK(&a.entries() == &b.entries());  // one list for both
+  CHECK_FALSE(b.set("timezone", "UTC"));  // same value, case-insensitive name: no change
+  CHECK(&a.entries() == &b.entries());
+  CHECK(b.set("TimeZone", "Europe/Paris"));
+  CHECK(&a.entries() != &b.entries());  // b has its own copy now
+  CHECK(*a.find("TimeZone") == "UTC");
+  CHECK(*b.find("timezone") == "Europe/Paris");
+  ParamMap c = a;  // copies share too
+  CHECK(c.set("application_name", "x"));
+  CHECK(a.find("application_name") == nullptr);
+  CHECK(a == a);
+  CHECK_FALSE(a == c);
+}
+
+TEST_CASE("InputBuffer without memory keeps what was read into the scratch space") {
+  BufferPool pool;
+  InputBuffer in(pool);
+  CHECK_FALSE(in.holds_memory());
+  uv_buf_t scratch = pool.scratch();
+  REQUIRE(scratch.len == BufferPool::kChunkSize);
+  std::memcpy(scratch.base, "Q\0\0\0\x0dSELECT 1", 14);
+  in.append({reinterpret_cast<const std::byte*>(scratch.base), 14});
+  CHECK(in.holds_memory());
+  REQUIRE(in.unread_size() == 14);
+  CHECK(std::memcmp(in.read_pos(), "Q\0\0\0\x0dSELECT 1", 14) == 0);
+  in.consume(14);
+  in.release_if_empty();
+  CHECK_FALSE(in.holds_memory());
+}
