@@ -196,12 +196,8 @@ void PoolShard::on_server_ready(ServerConn& server) {
     return;
   }
   if (give_to_waiter(server)) return;
-  // Nobody here wants it while another worker's clients starve: an idle connection here
-  // would only make them wait, so give the slot back.
-  if (other_worker_starving()) {
-    server.close("slot handed to another worker");
-    return;
-  }
+  // Nobody here wants it right now. If another worker's clients starve, on_server_wanted()
+  // hands the slot over once it has stayed idle past kStarvingAfter.
   server.make_idle();
   idle_.push_back(&server);
 }
@@ -253,8 +249,10 @@ void PoolShard::on_slot_freed() {
 }
 
 void PoolShard::on_server_wanted() {
-  // An idle server means no client of this worker wants one: hand the slot over.
-  if (idle_.empty()) return;
+  // A server idle for a while means no client of this worker wants one: hand the slot
+  // over. One idle for a moment between two transactions of a busy worker stays, or both
+  // workers of a saturated pool would keep closing and reopening connections.
+  if (idle_.empty() || worker_.now() - idle_.front()->idle_since() < kStarvingAfter) return;
   ServerConn* s = idle_.front();  // least recently used
   idle_.erase(idle_.begin());
   s->close("slot handed to another worker");
