@@ -105,6 +105,18 @@ std::string_view node_as_string(element node) {
   return {};
 }
 
+// Calls f(def) for each DefElem in the option list under `list_key`, in order.
+template <typename F>
+void for_each_def_elem(object holder, std::string_view list_key, F&& f) {
+  array options;
+  if (!array_field(holder, list_key, options)) return;
+  for (element option : options) {
+    std::string_view type;
+    object def;
+    if (unwrap(option, type, def) && type == "DefElem") f(def);
+  }
+}
+
 // The last DefElem named `name` in the option list under `list_key` (later options
 // override earlier ones, as on the server).
 struct Option {
@@ -115,16 +127,11 @@ struct Option {
 
 Option last_option(object holder, std::string_view list_key, std::string_view name) {
   Option found;
-  array options;
-  if (!array_field(holder, list_key, options)) return found;
-  for (element option : options) {
-    std::string_view type;
-    object def;
-    if (!unwrap(option, type, def) || type != "DefElem" || string_field(def, "defname") != name)
-      continue;
+  for_each_def_elem(holder, list_key, [&](object def) {
+    if (string_field(def, "defname") != name) return;
     found.given = true;
     found.has_arg = def["arg"].get(found.arg) == simdjson::SUCCESS;
-  }
+  });
   return found;
 }
 
@@ -142,15 +149,9 @@ struct TransactionModes {
 
 TransactionModes transaction_modes(object holder, std::string_view list_key) {
   TransactionModes modes;
-  array options;
-  if (!array_field(holder, list_key, options)) return modes;
-  for (element option : options) {
-    std::string_view type;
-    object def;
+  for_each_def_elem(holder, list_key, [&](object def) {
     element arg;
-    if (!unwrap(option, type, def) || type != "DefElem" ||
-        def["arg"].get(arg) != simdjson::SUCCESS)
-      continue;
+    if (def["arg"].get(arg) != simdjson::SUCCESS) return;
     const std::string_view name = string_field(def, "defname");
     if (name == "transaction_read_only") {
       modes.read_only = node_as_bool(arg);
@@ -158,7 +159,7 @@ TransactionModes transaction_modes(object holder, std::string_view list_key) {
     } else if (name == "transaction_isolation" && node_as_string(arg) == "serializable") {
       modes.any_serializable = true;
     }
-  }
+  });
   return modes;
 }
 
