@@ -125,7 +125,7 @@ void ClientSession::begin_authentication() {
       login_->method = 'S';
       protocol::ScramVerifier verifier =
           login_->user_known ? worker_.scram_verifier_for(*user_)
-                           : protocol::mock_scram_verifier(user_name_, worker_.mock_secret());
+                             : protocol::mock_scram_verifier(user_name_, worker_.mock_secret());
       login_->scram = std::make_unique<protocol::ScramServer>(std::move(verifier));
       const std::string_view mechanisms[] = {"SCRAM-SHA-256"};
       protocol::append_authentication_sasl(out, mechanisms);

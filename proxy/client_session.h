@@ -184,9 +184,9 @@ class ClientSession {
     int avoid = -1;               // the server that failed
     std::vector<std::byte> bytes;
   } retry_;
-  bool acquiring_ = false;
+  bool acquiring_ = false;     // inside PoolShard::acquire: do not re-enter process_input
   bool processing_ = false;    // inside process_input
-  bool again_ = false;         // process_input was asked for while inside it     // inside PoolShard::acquire: do not re-enter process_input
+  bool again_ = false;         // process_input was asked for while inside it
   std::unique_ptr<protocol::ErrorFields> pending_error_;  // the pool refused the current request
   std::size_t discard_ = 0;    // bytes of a refused request's message still to drop
   bool login_probe_ = false;   // the lease is only to learn server parameters

@@ -25,8 +25,7 @@ InputBuffer::~InputBuffer() { drop_memory(); }
 
 void InputBuffer::append(std::span<const std::byte> bytes) {
   if (bytes.empty()) return;
-  reserve_unread(unread_size() + bytes.size(), SIZE_MAX);
-  if (capacity_ - end_ < bytes.size()) compact();
+  reserve_unread(unread_size() + bytes.size(), SIZE_MAX);  // room after the unread bytes
   std::memcpy(data_ + end_, bytes.data(), bytes.size());
   end_ += static_cast<uint32_t>(bytes.size());
 }

@@ -32,13 +32,14 @@ OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_wri
     bufs_.push_back(uv_buf_init(const_cast<char*>(reinterpret_cast<const char*>(base)),
                                 static_cast<unsigned>(s.len)));
   }
+  auto failed = [this](int error) {
+    complete();
+    error_ = error;
+    return Flush::Failed;
+  };
   // uv_try_write refuses (UV_EAGAIN) while earlier writes are queued, so order holds.
   const int written = uv_try_write(dest, bufs_.data(), static_cast<unsigned>(bufs_.size()));
-  if (written < 0 && written != UV_EAGAIN) {
-    complete();
-    error_ = written;
-    return Flush::Failed;
-  }
+  if (written < 0 && written != UV_EAGAIN) return failed(written);
   std::size_t skip = written > 0 ? static_cast<std::size_t>(written) : 0;
   if (skip == bytes_) {
     complete();
@@ -52,12 +53,7 @@ OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_wri
   req_.data = owner;
   in_flight_ = true;
   const int rc = uv_write(&req_, dest, bufs_.data() + first, static_cast<unsigned>(bufs_.size() - first), cb);
-  if (rc != 0) {
-    complete();
-    error_ = rc;
-    return Flush::Failed;
-  }
-  return Flush::Queued;
+  return rc != 0 ? failed(rc) : Flush::Queued;
 }
 
 std::unique_ptr<OutboundBatch> OutboundBatchPool::take() {

@@ -32,10 +32,16 @@ bool is_protocol_startup_parameter(std::string_view name) {
   return false;
 }
 
+std::size_t ParamMap::index_of(std::string_view name) const {
+  const ParamList& list = entries();
+  for (std::size_t i = 0; i < list.size(); ++i)
+    if (iequals(list[i].first, name)) return i;
+  return list.size();
+}
+
 const std::string* ParamMap::find(std::string_view name) const {
-  for (const auto& [k, v] : entries())
-    if (iequals(k, name)) return &v;
-  return nullptr;
+  const std::size_t i = index_of(name);
+  return i < entries().size() ? &entries()[i].second : nullptr;
 }
 
 const ParamList& ParamMap::entries() const {
@@ -44,20 +50,19 @@ const ParamList& ParamMap::entries() const {
 }
 
 bool ParamMap::set(std::string_view name, std::string_view value) {
-  const std::string* current = find(name);
-  if (current != nullptr && *current == value) return false;
+  const std::size_t i = index_of(name);
+  if (i < entries().size() && entries()[i].second == value) return false;
   // Copy on write; use_count() is exact here: only this map can hand out more owners.
   if (entries_ == nullptr) {
     entries_ = std::make_shared<ParamList>();
   } else if (entries_.use_count() > 1) {
     entries_ = std::make_shared<ParamList>(*entries_);
   }
-  for (auto& [k, v] : *entries_) {
-    if (!iequals(k, name)) continue;
-    v.assign(value);
-    return true;
+  if (i < entries_->size()) {
+    (*entries_)[i].second.assign(value);
+  } else {
+    entries_->emplace_back(std::string(name), std::string(value));
   }
-  entries_->emplace_back(std::string(name), std::string(value));
   return true;
 }
 

@@ -38,6 +38,7 @@ class ParamMap {
 
  private:
   friend class ParamSets;
+  std::size_t index_of(std::string_view name) const;  // entries().size() when absent
   std::shared_ptr<ParamList> entries_;  // never changed in place while shared
 };
 

@@ -104,14 +104,14 @@ void Worker::set_topology(std::shared_ptr<const TopologySnapshot> snapshot) {
       for (const auto& s : t->servers) used = used || s.key == key.server;
     if (!used) pool->close_idle();
   }
-  std::vector<SessionDeadline> waiters;
+  std::vector<RouteWaiter> waiters;
   waiters.swap(route_waiters_);
-  for (const SessionDeadline& w : waiters)
+  for (const RouteWaiter& w : waiters)
     if (ClientSession* s = find_session(w.session)) s->retry_route();
 }
 
 void Worker::wait_for_route(SessionId id, std::chrono::steady_clock::time_point deadline) {
-  route_waiters_.push_back(SessionDeadline{id, deadline});
+  route_waiters_.push_back(RouteWaiter{id, deadline});
 }
 
 void Worker::cancel_route_wait(SessionId id) {

@@ -110,11 +110,11 @@ class Worker {
   std::unordered_map<int32_t, std::unique_ptr<ClientSession>> sessions_;  // by virtual pid
   std::map<PoolKey, std::unique_ptr<PoolShard>> pools_;
   std::shared_ptr<const TopologySnapshot> topology_ = std::make_shared<TopologySnapshot>();
-  struct SessionDeadline {
+  struct RouteWaiter {
     SessionId session;
     std::chrono::steady_clock::time_point deadline;
   };
-  std::vector<SessionDeadline> route_waiters_;
+  std::vector<RouteWaiter> route_waiters_;
   void expire_route_waiters(std::chrono::steady_clock::time_point now);
   std::map<std::string, protocol::ScramVerifier> verifiers_;
   std::vector<std::byte> mock_secret_;

@@ -147,17 +147,26 @@ std::string marker_count(const Cluster& cluster, int port, const std::string& to
   return r.ok ? r.value() : r.describe();
 }
 
-// Both servers with the pgbench tables, once per test process.
+// Both servers with the pgbench tables (made once per test process) and an empty
+// pgbench_history on each, so that each side's rows count the transactions it ran.
 void prepare_both(Cluster& cluster) {
   static bool done = false;
   cluster.start_green();
-  if (done) return;
-  prepare_server(cluster, cluster.primary_port());
-  prepare_server(cluster, cluster.green_port());
-  done = true;
+  if (!done) {
+    prepare_server(cluster, cluster.primary_port());
+    prepare_server(cluster, cluster.green_port());
+    done = true;
+  }
+  clear_history(cluster, cluster.primary_port());
+  clear_history(cluster, cluster.green_port());
 }
 
-}  // namespace
+// A write through the proxy lands on the server at `port`.
+void check_write_lands_on(const ProxyProcess& proxy, const Cluster& cluster, int port, const std::string& prefix) {
+  const QueryResult written = write_marker(proxy, cluster, prefix + random_suffix());
+  REQUIRE_MESSAGE(written.ok, written.describe());
+  CHECK(written.value() == std::to_string(port));
+}
 
 // After a switch under pgbench: transactions ran on both sides, each whole on one server,
 // and a new write lands on green only.
@@ -180,22 +189,18 @@ void check_moved_to_green(const ProxyProcess& proxy, const Cluster& cluster, int
   CHECK(marker_count(cluster, blue, token) == "0");
 }
 
+}  // namespace
+
 TEST_CASE("SWITCHOVER to another server under pgbench load fails no transaction, and writes then go there") {
   Cluster& cluster = Cluster::shared();
   const StopGreenOnExit stop_green(cluster);
   prepare_both(cluster);
   const int blue = cluster.primary_port();
   const int green = cluster.green_port();
-  clear_history(cluster, blue);
-  clear_history(cluster, green);
 
   ProxyProcess proxy;
   start_failover_proxy(proxy, cluster, bench_config(cluster));
-  {
-    const QueryResult before = write_marker(proxy, cluster, "before-" + random_suffix());
-    REQUIRE_MESSAGE(before.ok, before.describe());
-    CHECK(before.value() == std::to_string(blue));
-  }
+  check_write_lands_on(proxy, cluster, blue, "before-");
 
   auto bench = start_pgbench(cluster, proxy, 8);
   std::this_thread::sleep_for(3s);
@@ -233,17 +238,11 @@ TEST_CASE("SIGHUP with a new primary URL switches over under pgbench load withou
   prepare_both(cluster);
   const int blue = cluster.primary_port();
   const int green = cluster.green_port();
-  clear_history(cluster, blue);
-  clear_history(cluster, green);
 
   ProxyProcess proxy;
   FailoverConfig config = bench_config(cluster);
   start_failover_proxy(proxy, cluster, config);
-  {
-    const QueryResult before = write_marker(proxy, cluster, "before-reload-" + random_suffix());
-    REQUIRE_MESSAGE(before.ok, before.describe());
-    CHECK(before.value() == std::to_string(blue));
-  }
+  check_write_lands_on(proxy, cluster, blue, "before-reload-");
 
   auto bench = start_pgbench(cluster, proxy, 6);
   std::this_thread::sleep_for(2s);
