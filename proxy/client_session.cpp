@@ -182,9 +182,13 @@ void ClientSession::process_input() {
   if (!write_in_flight()) {
     input_.compact();
     if (server_ == nullptr) {
-      // Between transactions: an idle client holds neither a read buffer nor a batch.
+      // Between transactions: an idle client holds neither a read buffer nor a batch, and
+      // one queued for a server keeps its request in a small chunk.
       input_.release_if_empty();
+      input_.shrink();
       if (forward_ != nullptr) worker_.batches().give(std::move(forward_));
+    } else {
+      input_.expand();
     }
   }
   // Read only while there is room: a full buffer waits for the write that drains it.

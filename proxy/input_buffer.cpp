@@ -1,19 +1,36 @@
 #include "proxy/input_buffer.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
 namespace pgsidecar::proxy {
 
-std::unique_ptr<std::byte[]> BufferPool::take() {
-  if (free_.empty()) return std::make_unique<std::byte[]>(kChunkSize);
-  auto chunk = std::move(free_.back());
-  free_.pop_back();
+namespace {
+
+bool is_pool_chunk(std::size_t size) {
+  return size == BufferPool::kChunkSize || size == BufferPool::kSmallChunkSize;
+}
+
+// The smallest memory that holds `bytes`: a pool chunk when one is large enough.
+std::size_t capacity_for(std::size_t bytes) {
+  if (bytes <= BufferPool::kSmallChunkSize) return BufferPool::kSmallChunkSize;
+  return std::max(bytes, BufferPool::kChunkSize);
+}
+
+}  // namespace
+
+std::unique_ptr<std::byte[]> BufferPool::take(std::size_t size) {
+  auto& list = free_list(size);
+  if (list.empty()) return std::make_unique_for_overwrite<std::byte[]>(size);
+  auto chunk = std::move(list.back());
+  list.pop_back();
   return chunk;
 }
 
-void BufferPool::give(std::unique_ptr<std::byte[]> chunk) {
-  if (free_.size() < kMaxFree) free_.push_back(std::move(chunk));
+void BufferPool::give(std::unique_ptr<std::byte[]> chunk, std::size_t size) {
+  auto& list = free_list(size);
+  if (list.size() < (size == kSmallChunkSize ? kMaxSmallFree : kMaxFree)) list.push_back(std::move(chunk));
 }
 
 uv_buf_t BufferPool::scratch() {
@@ -31,19 +48,25 @@ void InputBuffer::append(std::span<const std::byte> bytes) {
 }
 
 void InputBuffer::drop_memory() {
-  if (memory_ != nullptr && capacity_ == BufferPool::kChunkSize) pool_.give(std::move(memory_));
+  if (memory_ != nullptr && is_pool_chunk(capacity_)) pool_.give(std::move(memory_), capacity_);
   memory_.reset();
   data_ = nullptr;
   capacity_ = pos_ = end_ = 0;
 }
 
+void InputBuffer::move_to(std::size_t capacity) {
+  auto memory = is_pool_chunk(capacity) ? pool_.take(capacity) : std::make_unique_for_overwrite<std::byte[]>(capacity);
+  const uint32_t unread = end_ - pos_;
+  if (unread > 0) std::memcpy(memory.get(), data_ + pos_, unread);
+  drop_memory();
+  memory_ = std::move(memory);
+  data_ = memory_.get();
+  capacity_ = static_cast<uint32_t>(capacity);
+  end_ = unread;
+}
+
 uv_buf_t InputBuffer::free_space() {
-  if (data_ == nullptr) {
-    memory_ = pool_.take();
-    data_ = memory_.get();
-    capacity_ = BufferPool::kChunkSize;
-    pos_ = end_ = 0;
-  }
+  if (data_ == nullptr) move_to(BufferPool::kChunkSize);
   return uv_buf_init(reinterpret_cast<char*>(data_ + end_), capacity_ - end_);
 }
 
@@ -57,22 +80,23 @@ void InputBuffer::compact() {
 
 bool InputBuffer::reserve_unread(std::size_t bytes, std::size_t limit) {
   if (bytes > limit || bytes >= (std::size_t{1} << 31)) return false;
-  if (data_ == nullptr && bytes <= BufferPool::kChunkSize) {
-    free_space();
+  if (data_ != nullptr && pos_ + bytes <= capacity_) return true;
+  if (data_ != nullptr && bytes <= capacity_) {
+    compact();
     return true;
   }
-  if (data_ != nullptr && pos_ + bytes <= capacity_) return true;
-  compact();
-  if (data_ != nullptr && bytes <= capacity_) return true;
-  auto bigger = std::make_unique_for_overwrite<std::byte[]>(bytes);
-  const uint32_t kept = end_;
-  if (kept > 0) std::memcpy(bigger.get(), data_, kept);
-  drop_memory();
-  memory_ = std::move(bigger);
-  data_ = memory_.get();
-  capacity_ = static_cast<uint32_t>(bytes);
-  end_ = kept;
+  move_to(capacity_for(bytes));
   return true;
+}
+
+void InputBuffer::shrink() {
+  const std::size_t unread = unread_size();
+  if (capacity_ == BufferPool::kChunkSize && unread > 0 && unread <= BufferPool::kSmallChunkSize)
+    move_to(BufferPool::kSmallChunkSize);
+}
+
+void InputBuffer::expand() {
+  if (capacity_ == BufferPool::kSmallChunkSize) move_to(BufferPool::kChunkSize);
 }
 
 void InputBuffer::prepend(std::span<const std::byte> bytes) {
@@ -80,7 +104,6 @@ void InputBuffer::prepend(std::span<const std::byte> bytes) {
   const uint32_t unread = end_ - pos_;
   reserve_unread(unread + bytes.size(), SIZE_MAX);
   compact();
-  if (data_ == nullptr) free_space();
   std::memmove(data_ + bytes.size(), data_, unread);
   std::memcpy(data_, bytes.data(), bytes.size());
   pos_ = 0;

@@ -1,7 +1,7 @@
 // A connection's read buffer. Messages are framed in place and forwarded as slices of it,
 // so bytes that a pending write still points at are never moved: compaction and growth
 // happen only between writes. An empty buffer goes back to the worker's BufferPool, so an
-// idle client holds no buffer memory.
+// idle client holds no buffer memory, and a client queued for a server holds a small chunk.
 #pragma once
 
 #include <uv.h>
@@ -14,19 +14,29 @@
 
 namespace pgsidecar::proxy {
 
-// Fixed-size chunks reused across connections of one worker: no malloc per read.
+// Chunks of two fixed sizes reused across connections of one worker: no malloc per read.
+// Full chunks are read into; small ones hold the request of a client that waits for a
+// server, which at a full pool is most clients (a request is rarely over 2 KB).
 class BufferPool {
  public:
   static constexpr std::size_t kChunkSize = 16 * 1024;
-  static constexpr std::size_t kMaxFree = 64;  // cap on cached chunks (1 MiB per worker)
+  static constexpr std::size_t kSmallChunkSize = 2 * 1024;
+  static constexpr std::size_t kMaxFree = 64;        // cached full chunks: 1 MiB per worker
+  static constexpr std::size_t kMaxSmallFree = 512;  // cached small chunks: 1 MiB per worker
 
-  std::unique_ptr<std::byte[]> take();
-  void give(std::unique_ptr<std::byte[]> chunk);
+  // `size` is kChunkSize or kSmallChunkSize.
+  std::unique_ptr<std::byte[]> take(std::size_t size);
+  void give(std::unique_ptr<std::byte[]> chunk, std::size_t size);
   // One chunk's worth of space to read into, valid until the next read on this worker.
   uv_buf_t scratch();
 
  private:
+  std::vector<std::unique_ptr<std::byte[]>>& free_list(std::size_t size) {
+    return size == kSmallChunkSize ? small_free_ : free_;
+  }
+
   std::vector<std::unique_ptr<std::byte[]>> free_;
+  std::vector<std::unique_ptr<std::byte[]>> small_free_;
   std::unique_ptr<std::byte[]> scratch_;
 };
 
@@ -58,6 +68,14 @@ class InputBuffer {
   std::size_t capacity() const { return capacity_; }
   bool full() const { return end_ == capacity_ && data_ != nullptr; }
 
+  // Moves the unread bytes of a full chunk into a small one when they fit: a client that
+  // waits for a server keeps its request in 2 KB instead of 16. Only when no write points
+  // into the buffer.
+  void shrink();
+  // Moves the unread bytes of a small chunk into a full one, so that reads are large again
+  // (a client that has a server may stream COPY data). Only when no write points into it.
+  void expand();
+
   // Puts `bytes` back in front of the unread bytes (a request replayed on another server);
   // only when no write points into the buffer.
   void prepend(std::span<const std::byte> bytes);
@@ -68,13 +86,15 @@ class InputBuffer {
  private:
   // Returns the memory: a pool chunk to the pool, a larger block to the allocator.
   void drop_memory();
+  // Holds `capacity` bytes (a pool chunk size or more) with the unread bytes at the front.
+  void move_to(std::size_t capacity);
 
   // Kept small: every client has one, idle ones too.
   BufferPool& pool_;
   std::byte* data_ = nullptr;
   std::unique_ptr<std::byte[]> memory_;  // owns data_: a pool chunk, or a larger block
                                          // when a whole message needed more
-  uint32_t capacity_ = 0;  // kChunkSize for a pool chunk; messages are < 2^31 bytes
+  uint32_t capacity_ = 0;  // a pool chunk size, or more; messages are < 2^31 bytes
   uint32_t pos_ = 0;       // first unread byte
   uint32_t end_ = 0;       // one past the last byte read
 };

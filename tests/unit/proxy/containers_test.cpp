@@ -85,3 +85,55 @@ TEST_CASE("InputBuffer without memory keeps what was read into the scratch space
   in.release_if_empty();
   CHECK_FALSE(in.holds_memory());
 }
+
+TEST_CASE("InputBuffer keeps a small request in a small chunk and reads into a full one") {
+  BufferPool pool;
+  InputBuffer in(pool);
+  const std::string query("Q\0\0\0\x0dSELECT 1", 14);
+  const auto bytes = [](const std::string& s) { return std::span{reinterpret_cast<const std::byte*>(s.data()), s.size()}; };
+
+  // Kept from the scratch space: the small size class.
+  in.append(bytes(query));
+  CHECK(in.capacity() == BufferPool::kSmallChunkSize);
+  // A client with a server reads into a full chunk; the unread bytes move along.
+  in.expand();
+  REQUIRE(in.capacity() == BufferPool::kChunkSize);
+  REQUIRE(in.unread_size() == query.size());
+  CHECK(std::memcmp(in.read_pos(), query.data(), query.size()) == 0);
+  // Queued for a server again: back to a small chunk, bytes intact.
+  in.consume(1);
+  in.shrink();
+  REQUIRE(in.capacity() == BufferPool::kSmallChunkSize);
+  REQUIRE(in.unread_size() == query.size() - 1);
+  CHECK(std::memcmp(in.read_pos(), query.data() + 1, query.size() - 1) == 0);
+
+  // More than a small chunk holds cannot shrink.
+  const std::string big(BufferPool::kSmallChunkSize + 1, 'x');
+  in.append(bytes(big));
+  CHECK(in.capacity() == BufferPool::kChunkSize);
+  in.shrink();
+  CHECK(in.capacity() == BufferPool::kChunkSize);
+  CHECK(in.unread_size() == query.size() - 1 + big.size());
+
+  // A whole message larger than a chunk gets a block of its own.
+  in.consume(in.unread_size());
+  in.release_if_empty();
+  CHECK_FALSE(in.holds_memory());
+  in.append(bytes(query));
+  REQUIRE(in.reserve_unread(BufferPool::kChunkSize + 100, SIZE_MAX));
+  CHECK(in.capacity() == BufferPool::kChunkSize + 100);
+  CHECK(std::memcmp(in.read_pos(), query.data(), query.size()) == 0);
+  CHECK_FALSE(in.reserve_unread(BufferPool::kChunkSize + 200, BufferPool::kChunkSize + 150));
+}
+
+TEST_CASE("BufferPool reuses chunks of each size") {
+  BufferPool pool;
+  auto small = pool.take(BufferPool::kSmallChunkSize);
+  auto full = pool.take(BufferPool::kChunkSize);
+  std::byte* small_ptr = small.get();
+  std::byte* full_ptr = full.get();
+  pool.give(std::move(small), BufferPool::kSmallChunkSize);
+  pool.give(std::move(full), BufferPool::kChunkSize);
+  CHECK(pool.take(BufferPool::kChunkSize).get() == full_ptr);
+  CHECK(pool.take(BufferPool::kSmallChunkSize).get() == small_ptr);
+}
