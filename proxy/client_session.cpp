@@ -571,9 +571,9 @@ void ClientSession::link_server(ServerConn& server) {
   server_ = &server;
   server.activate(*this);
   ServerConn::SettingsSync& synced = server.settings_sync();
-  if (!other_session_state && synced.session == id_ && synced.client_version == params_version_ &&
-      synced.server_version == server.params_version())
-    return;  // this client was the last here and nothing changed since
+  std::shared_ptr<const ParamList> settings = params_.shared_entries();
+  if (!other_session_state && synced.client_settings == settings && synced.server_version == server.params_version())
+    return;  // these settings were the last made to match here, and nothing changed since
   if (auto sql = settings_sync_sql(params_, defaults_, defaults_fp_, server.params(), other_session_state)) {
     protocol::append_query(forward().injected_out(), *sql);
     forward().commit_injected();
@@ -582,7 +582,7 @@ void ClientSession::link_server(ServerConn& server) {
     server.set_defaults_fp(defaults_fp_);
     server.clear_session_state_dirty();
   }
-  synced = ServerConn::SettingsSync{id_, params_version_, server.params_version()};
+  synced = ServerConn::SettingsSync{std::move(settings), server.params_version()};
 }
 
 void ClientSession::unlink_server(bool reusable) {
@@ -660,7 +660,7 @@ void ClientSession::on_server_ready_for_query(char tx_status) {
 }
 
 void ClientSession::on_server_parameter(std::string_view name, std::string_view value) {
-  if (params_.set(name, value)) ++params_version_;
+  params_.set(name, value);
 }
 
 void ClientSession::on_server_statements_reset() { statements_.clear(); }

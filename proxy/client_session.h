@@ -199,7 +199,6 @@ class ClientSession {
   char tx_status_ = 'I';
 
   ParamMap params_;            // the settings this client expects (reported ones)
-  uint64_t params_version_ = 0;  // bumped whenever params_ changes
   PoolShard* cached_pool_ = nullptr;  // the pool of the server last routed to
   ParamList defaults_;         // its non-reported startup settings
   uint64_t defaults_fp_ = 0;

@@ -75,11 +75,11 @@ class ServerConn {
   void clear_session_state_dirty() { dirty_ = false; }
   SessionId last_session() const { return last_session_; }
   uint64_t params_version() const { return params_version_; }
-  // Which client's settings were last made to match here, at which versions: a client that
-  // comes back with nothing changed on either side needs no comparison at all.
+  // The client settings list last made to match here, and the server's settings version
+  // then. Clients with equal settings share one list (ParamSets), so the next client with
+  // that list, or the same client with nothing changed, needs no comparison at all.
   struct SettingsSync {
-    SessionId session = 0;
-    uint64_t client_version = 0;
+    std::shared_ptr<const ParamList> client_settings;
     uint64_t server_version = 0;
   };
   SettingsSync& settings_sync() { return settings_sync_; }

@@ -52,7 +52,8 @@ const ParamList& ParamMap::entries() const {
 bool ParamMap::set(std::string_view name, std::string_view value) {
   const std::size_t i = index_of(name);
   if (i < entries().size() && entries()[i].second == value) return false;
-  // Copy on write; use_count() is exact here: only this map can hand out more owners.
+  // Copy on write; use_count() is exact here: the other owners (maps, ParamSets, servers'
+  // SettingsSync) all live on this worker's thread.
   if (entries_ == nullptr) {
     entries_ = std::make_shared<ParamList>();
   } else if (entries_.use_count() > 1) {

@@ -32,6 +32,9 @@ class ParamMap {
   // Returns true when the value changed.
   bool set(std::string_view name, std::string_view value);
   const ParamList& entries() const;
+  // The list itself, for a holder that compares identities: a shared list is never changed
+  // in place, so while it is held, the same pointer means the same settings.
+  std::shared_ptr<const ParamList> shared_entries() const { return entries_; }
   bool empty() const { return entries_ == nullptr || entries_->empty(); }
   void clear() { entries_.reset(); }
   bool operator==(const ParamMap& other) const { return entries() == other.entries(); }
