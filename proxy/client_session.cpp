@@ -153,7 +153,9 @@ void ClientSession::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) 
   if (self->input_.holds_memory()) {
     self->input_.commit(static_cast<std::size_t>(nread));
   } else {
-    self->input_.append({reinterpret_cast<const std::byte*>(buf->base), static_cast<std::size_t>(nread)});
+    // Worked on in place; process_input() keeps what is left before returning.
+    self->input_.borrow({reinterpret_cast<std::byte*>(buf->base), BufferPool::kChunkSize},
+                        static_cast<std::size_t>(nread));
   }
   self->last_activity_ = self->worker_.now();
   self->process_input();
@@ -178,6 +180,10 @@ void ClientSession::process_input() {
     }
   } while (again_);
   processing_ = false;
+  // Scratch space is read into again by the next read on this worker: whatever of it is
+  // still unread moves to a chunk of this client's own (flush_forward() copied any part
+  // of a forward that had to be queued).
+  input_.end_borrow();
   if (closing_) return;
   if (!write_in_flight()) {
     input_.compact();
@@ -523,7 +529,9 @@ bool ClientSession::ensure_statement_on_server(std::string_view name) {
 
 bool ClientSession::flush_forward() {
   if (forward_empty() || write_in_flight()) return false;
-  const auto result = forward_->flush(forward_dest_, this, &ClientSession::on_forward_written);
+  const auto result =
+      forward_->flush(forward_dest_, this, &ClientSession::on_forward_written,
+                      input_.borrowed() ? OutboundBatch::Input::Scratch : OutboundBatch::Input::Owned);
   if (result == OutboundBatch::Flush::Sent) return true;
   if (result == OutboundBatch::Flush::Queued) return false;
   // The server connection is broken: handled like any lost server (replay or FATAL).

@@ -40,11 +40,21 @@ uv_buf_t BufferPool::scratch() {
 
 InputBuffer::~InputBuffer() { drop_memory(); }
 
-void InputBuffer::append(std::span<const std::byte> bytes) {
-  if (bytes.empty()) return;
-  reserve_unread(unread_size() + bytes.size(), SIZE_MAX);  // room after the unread bytes
-  std::memcpy(data_ + end_, bytes.data(), bytes.size());
-  end_ += static_cast<uint32_t>(bytes.size());
+void InputBuffer::borrow(std::span<std::byte> scratch, std::size_t filled) {
+  drop_memory();
+  data_ = scratch.data();
+  capacity_ = static_cast<uint32_t>(scratch.size());
+  end_ = static_cast<uint32_t>(filled);
+}
+
+void InputBuffer::end_borrow() {
+  if (!borrowed()) return;
+  const std::size_t unread = unread_size();
+  if (unread == 0) {
+    drop_memory();
+  } else {
+    move_to(capacity_for(unread));
+  }
 }
 
 void InputBuffer::drop_memory() {

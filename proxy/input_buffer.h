@@ -50,10 +50,14 @@ class InputBuffer {
   // Space for uv_read; len 0 when full (the caller stops reading until a compact()).
   uv_buf_t free_space();
   void commit(std::size_t n) { end_ += static_cast<uint32_t>(n); }
-  // A connection that holds no memory reads into the pool's scratch space instead, and
-  // keeps what it read with this: an end of file or a reset then costs no chunk.
+  // A connection that holds no memory reads into the pool's scratch space instead and
+  // works on the bytes there: an end of file or a reset then costs no chunk, and a
+  // request forwarded at once is never copied. end_borrow() keeps whatever is left (in a
+  // chunk of its own) before the scratch space is read into again.
   bool holds_memory() const { return data_ != nullptr; }
-  void append(std::span<const std::byte> bytes);
+  void borrow(std::span<std::byte> scratch, std::size_t filled);
+  bool borrowed() const { return data_ != nullptr && memory_ == nullptr; }
+  void end_borrow();
 
   std::span<const std::byte> unread() const { return {data_ + pos_, end_ - pos_}; }
   const std::byte* read_pos() const { return data_ + pos_; }
@@ -93,7 +97,8 @@ class InputBuffer {
   BufferPool& pool_;
   std::byte* data_ = nullptr;
   std::unique_ptr<std::byte[]> memory_;  // owns data_: a pool chunk, or a larger block
-                                         // when a whole message needed more
+                                         // when a whole message needed more; nullptr
+                                         // while data_ is borrowed scratch space
   uint32_t capacity_ = 0;  // a pool chunk size, or more; messages are < 2^31 bytes
   uint32_t pos_ = 0;       // first unread byte
   uint32_t end_ = 0;       // one past the last byte read

@@ -25,7 +25,7 @@ void OutboundBatch::commit_injected() {
   bytes_ += n;
 }
 
-OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_write_cb cb) {
+OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_write_cb cb, Input input) {
   bufs_.clear();
   for (const Slice& s : slices_) {
     const std::byte* base = s.input != nullptr ? s.input : injected_.data() + s.offset;
@@ -50,6 +50,17 @@ OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_wri
   while (skip >= bufs_[first].len) skip -= bufs_[first++].len;
   bufs_[first].base += skip;
   bufs_[first].len -= static_cast<unsigned>(skip);
+  if (input == Input::Scratch) {
+    // Rare (the socket took only part of a request); the scratch space is read into again
+    // as soon as this callback returns.
+    spilled_.clear();
+    for (std::size_t i = first; i < bufs_.size(); ++i) {
+      const auto* p = reinterpret_cast<const std::byte*>(bufs_[i].base);
+      spilled_.insert(spilled_.end(), p, p + bufs_[i].len);
+    }
+    bufs_.assign(1, uv_buf_init(reinterpret_cast<char*>(spilled_.data()), static_cast<unsigned>(spilled_.size())));
+    first = 0;
+  }
   req_.data = owner;
   in_flight_ = true;
   const int rc = uv_write(&req_, dest, bufs_.data() + first, static_cast<unsigned>(bufs_.size() - first), cb);
@@ -75,6 +86,11 @@ void OutboundBatch::complete() {
   injected_.clear();
   injected_committed_ = 0;
   bytes_ = 0;
+  if (spilled_.capacity() > kKeepSpilled) {
+    std::vector<std::byte>().swap(spilled_);
+  } else {
+    spilled_.clear();
+  }
 }
 
 }  // namespace pgsidecar::proxy

@@ -4,7 +4,9 @@
 // the batch is built. A flush first writes directly (uv_try_write): the common case, a
 // socket with room, then costs one writev and no epoll change. Only what the socket does
 // not take is queued with uv_write; that batch is then in flight, and the source stops
-// reading until it completes, which is the backpressure.
+// reading until it completes, which is the backpressure. Input read into the worker's
+// scratch space is only valid until the callback returns: what of it must be queued is
+// copied first.
 #pragma once
 
 #include <uv.h>
@@ -34,12 +36,14 @@ class OutboundBatch {
     Queued,  // the rest is queued: cb runs when done (also with UV_ECANCELED), req.data = owner
     Failed,  // the destination is broken (error() says why); the batch is complete()
   };
-  Flush flush(uv_stream_t* dest, void* owner, uv_write_cb cb);
+  enum class Input { Owned, Scratch };
+  Flush flush(uv_stream_t* dest, void* owner, uv_write_cb cb, Input input = Input::Owned);
   int error() const { return error_; }
   // From the write callback: forget the batch so the input may be compacted.
   void complete();
 
  private:
+  static constexpr std::size_t kKeepSpilled = 4096;  // a pooled batch keeps no more
   struct Slice {
     const std::byte* input;  // nullptr: injected_[offset, offset+len)
     std::size_t offset;
@@ -49,6 +53,7 @@ class OutboundBatch {
   std::vector<std::byte> injected_;
   std::size_t injected_committed_ = 0;
   std::vector<uv_buf_t> bufs_;
+  std::vector<std::byte> spilled_;  // the queued rest of a batch from scratch input
   std::size_t bytes_ = 0;
   uv_write_t req_{};
   bool in_flight_ = false;

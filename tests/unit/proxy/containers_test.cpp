@@ -70,18 +70,43 @@ TEST_CASE("ParamMap lists are shared between equal maps and copied on write") {
   CHECK_FALSE(a == c);
 }
 
-TEST_CASE("InputBuffer without memory keeps what was read into the scratch space") {
-  BufferPool pool;
-  InputBuffer in(pool);
-  CHECK_FALSE(in.holds_memory());
+namespace {
+
+// What a client's read does without a buffer of its own: read into the pool's scratch
+// space, consume `consumed` bytes there, keep the rest.
+void read_through_scratch(BufferPool& pool, InputBuffer& in, const std::string& bytes, std::size_t consumed) {
   uv_buf_t scratch = pool.scratch();
   REQUIRE(scratch.len == BufferPool::kChunkSize);
-  std::memcpy(scratch.base, "Q\0\0\0\x0dSELECT 1", 14);
-  in.append({reinterpret_cast<const std::byte*>(scratch.base), 14});
-  CHECK(in.holds_memory());
-  REQUIRE(in.unread_size() == 14);
-  CHECK(std::memcmp(in.read_pos(), "Q\0\0\0\x0dSELECT 1", 14) == 0);
-  in.consume(14);
+  REQUIRE_FALSE(in.holds_memory());
+  std::memcpy(scratch.base, bytes.data(), bytes.size());
+  in.borrow({reinterpret_cast<std::byte*>(scratch.base), scratch.len}, bytes.size());
+  CHECK(in.borrowed());
+  REQUIRE(in.unread_size() == bytes.size());
+  CHECK(in.read_pos() == reinterpret_cast<const std::byte*>(scratch.base));  // not copied
+  in.consume(consumed);
+  in.end_borrow();
+  CHECK_FALSE(in.borrowed());
+  std::memset(scratch.base, 'z', bytes.size());  // the next read on the worker
+}
+
+}  // namespace
+
+TEST_CASE("InputBuffer works on a read in the scratch space and keeps only what is left") {
+  BufferPool pool;
+  InputBuffer in(pool);
+  const std::string query("Q\0\0\0\x0dSELECT 1", 14);
+
+  // All of it consumed (forwarded at once): nothing is kept, no memory taken.
+  read_through_scratch(pool, in, query, query.size());
+  CHECK_FALSE(in.holds_memory());
+
+  // A part left (a request waiting for a server): kept in a small chunk of its own.
+  read_through_scratch(pool, in, query, 1);
+  REQUIRE(in.holds_memory());
+  CHECK(in.capacity() == BufferPool::kSmallChunkSize);
+  REQUIRE(in.unread_size() == query.size() - 1);
+  CHECK(std::memcmp(in.read_pos(), query.data() + 1, query.size() - 1) == 0);
+  in.consume(in.unread_size());
   in.release_if_empty();
   CHECK_FALSE(in.holds_memory());
 }
@@ -90,10 +115,8 @@ TEST_CASE("InputBuffer keeps a small request in a small chunk and reads into a f
   BufferPool pool;
   InputBuffer in(pool);
   const std::string query("Q\0\0\0\x0dSELECT 1", 14);
-  const auto bytes = [](const std::string& s) { return std::span{reinterpret_cast<const std::byte*>(s.data()), s.size()}; };
 
-  // Kept from the scratch space: the small size class.
-  in.append(bytes(query));
+  read_through_scratch(pool, in, "x" + query, 1);
   CHECK(in.capacity() == BufferPool::kSmallChunkSize);
   // A client with a server reads into a full chunk; the unread bytes move along.
   in.expand();
@@ -108,18 +131,22 @@ TEST_CASE("InputBuffer keeps a small request in a small chunk and reads into a f
   CHECK(std::memcmp(in.read_pos(), query.data() + 1, query.size() - 1) == 0);
 
   // More than a small chunk holds cannot shrink.
-  const std::string big(BufferPool::kSmallChunkSize + 1, 'x');
-  in.append(bytes(big));
+  REQUIRE(in.reserve_unread(BufferPool::kSmallChunkSize + 1, SIZE_MAX));
   CHECK(in.capacity() == BufferPool::kChunkSize);
+  CHECK(std::memcmp(in.read_pos(), query.data() + 1, query.size() - 1) == 0);
+  uv_buf_t room = in.free_space();
+  REQUIRE(room.len >= BufferPool::kSmallChunkSize);
+  std::memset(room.base, 'y', BufferPool::kSmallChunkSize);
+  in.commit(BufferPool::kSmallChunkSize);
   in.shrink();
   CHECK(in.capacity() == BufferPool::kChunkSize);
-  CHECK(in.unread_size() == query.size() - 1 + big.size());
+  CHECK(in.unread_size() == query.size() - 1 + BufferPool::kSmallChunkSize);
 
   // A whole message larger than a chunk gets a block of its own.
   in.consume(in.unread_size());
   in.release_if_empty();
   CHECK_FALSE(in.holds_memory());
-  in.append(bytes(query));
+  read_through_scratch(pool, in, query, 0);
   REQUIRE(in.reserve_unread(BufferPool::kChunkSize + 100, SIZE_MAX));
   CHECK(in.capacity() == BufferPool::kChunkSize + 100);
   CHECK(std::memcmp(in.read_pos(), query.data(), query.size()) == 0);
