@@ -15,13 +15,23 @@ using protocol::FrontendTag;
 using protocol::tag;
 namespace sqlstate = protocol::sqlstate;
 
+namespace {
+constexpr uint32_t kMaxAdminMessage = 1u << 20;
+}  // namespace
+
 bool ClientSession::process_admin_messages() {
   while (!closing_ && !admin_busy_) {
     protocol::Frame frame;
     std::size_t used = 0;
     std::string error;
-    const auto status = protocol::next_frame(input_.unread(), frame, used, 1u << 20, &error);
-    if (status == protocol::FrameStatus::NeedMore) return true;
+    const auto status = protocol::next_frame(input_.unread(), frame, used, kMaxAdminMessage, &error);
+    if (status == protocol::FrameStatus::NeedMore) {
+      // Room for the whole query, or a full buffer would stop reading short of it.
+      protocol::FrameHeader h;
+      if (protocol::peek_header(input_.unread(), h, kMaxAdminMessage) == protocol::FrameStatus::Ready)
+        input_.reserve_unread(h.total_size(), std::size_t{kMaxAdminMessage} + 1);
+      return true;
+    }
     if (status == protocol::FrameStatus::Invalid) {
       protocol_error(error);
       return false;

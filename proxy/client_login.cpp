@@ -44,7 +44,10 @@ bool ClientSession::process_startup() {
     } else {
       status = protocol::next_frame(input_.unread(), frame, used, kMaxAuthMessage, &error);
     }
-    if (status == protocol::FrameStatus::NeedMore) return true;
+    if (status == protocol::FrameStatus::NeedMore) {
+      reserve_for_login_message();
+      return true;
+    }
     if (status == protocol::FrameStatus::Invalid) {
       fail_login(sqlstate::kProtocolViolation, state_ == ClientState::Startup ? "invalid startup packet: " + error
                                                                               : "invalid message: " + error);
@@ -56,6 +59,19 @@ bool ClientSession::process_startup() {
     if (!ok) return false;
   }
   return !closing_;
+}
+
+void ClientSession::reserve_for_login_message() {
+  // Room for the whole packet once its length is known (the framer checked it against the
+  // limit), or a full buffer would stop reading short of it.
+  const std::span<const std::byte> in = input_.unread();
+  if (state_ == ClientState::Startup) {
+    if (in.size() >= 4) input_.reserve_unread(protocol::load_be32(in.data()), kMaxStartupPacket);
+  } else {
+    protocol::FrameHeader h;
+    if (protocol::peek_header(in, h, kMaxAuthMessage) == protocol::FrameStatus::Ready)
+      input_.reserve_unread(h.total_size(), std::size_t{kMaxAuthMessage} + 1);
+  }
 }
 
 bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {

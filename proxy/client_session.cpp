@@ -196,9 +196,13 @@ void ClientSession::process_input() {
     } else {
       input_.expand();
     }
+    // A full small chunk may hold the start of a request that needs more (its first part
+    // arrived alone): nothing else would make room, so grow to a full chunk.
+    if (input_.full()) input_.expand();
   }
-  // Read only while there is room: a full buffer waits for the write that drains it.
-  const bool want = !input_.full();
+  // Read only while there is room: a full buffer waits for the write that drains it. After
+  // a FATAL error nothing more is read; the close follows its write.
+  const bool want = state_ != ClientState::Closing && !input_.full();
   if (want && !reading_) {
     reading_ = true;
     uv_read_start(stream_, &ClientSession::on_alloc, &ClientSession::on_read);

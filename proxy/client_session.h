@@ -99,6 +99,7 @@ class ClientSession {
   void process_input();
   // client_login.cpp
   bool process_startup();
+  void reserve_for_login_message();
   bool handle_startup_packet(std::span<const std::byte> body);
   bool handle_auth_message(char tag, std::span<const std::byte> body);
   void begin_authentication();

@@ -101,7 +101,8 @@ bool InputBuffer::reserve_unread(std::size_t bytes, std::size_t limit) {
 
 void InputBuffer::shrink() {
   const std::size_t unread = unread_size();
-  if (capacity_ == BufferPool::kChunkSize && unread > 0 && unread <= BufferPool::kSmallChunkSize)
+  // Strictly less: a chunk it would fill stops reading, though the request may need more.
+  if (capacity_ == BufferPool::kChunkSize && unread > 0 && unread < BufferPool::kSmallChunkSize)
     move_to(BufferPool::kSmallChunkSize);
 }
 

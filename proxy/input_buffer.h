@@ -72,9 +72,9 @@ class InputBuffer {
   std::size_t capacity() const { return capacity_; }
   bool full() const { return end_ == capacity_ && data_ != nullptr; }
 
-  // Moves the unread bytes of a full chunk into a small one when they fit: a client that
-  // waits for a server keeps its request in 2 KB instead of 16. Only when no write points
-  // into the buffer.
+  // Moves the unread bytes of a full chunk into a small one when they leave room there: a
+  // client that waits for a server keeps its request in 2 KB instead of 16. Only when no
+  // write points into the buffer.
   void shrink();
   // Moves the unread bytes of a small chunk into a full one, so that reads are large again
   // (a client that has a server may stream COPY data). Only when no write points into it.

@@ -52,8 +52,9 @@ const ParamList& ParamMap::entries() const {
 bool ParamMap::set(std::string_view name, std::string_view value) {
   const std::size_t i = index_of(name);
   if (i < entries().size() && entries()[i].second == value) return false;
-  // Copy on write; use_count() is exact here: the other owners (maps, ParamSets, servers'
-  // SettingsSync) all live on this worker's thread.
+  // Copy on write. use_count() 1 means no one else can reach the list, so no one can take
+  // a new share meanwhile; owners on other threads (PoolLimits' copy of the settings a
+  // server reported) can only drop theirs, which at worst costs an unneeded copy.
   if (entries_ == nullptr) {
     entries_ = std::make_shared<ParamList>();
   } else if (entries_.use_count() > 1) {

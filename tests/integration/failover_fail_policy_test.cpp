@@ -30,6 +30,10 @@ class Load {
   void start() {
     for (int i = 0; i < kReaders + kWriters; ++i) threads_.emplace_back([this, i] { loop(i, i >= kReaders); });
   }
+  // While paused no client starts a request. A client whose server is killed in the
+  // middle of a request loses its connection (FATAL), and with the primary down it cannot
+  // log in again; pausing over the kill keeps connections for reads during the outage.
+  void pause(bool on) { paused_ = on; }
   void stop() {
     stop_ = true;
     for (auto& t : threads_)
@@ -41,6 +45,10 @@ class Load {
   void loop(int client, bool writer) {
     Connection c;
     for (unsigned n = 0; !stop_; ++n) {
+      if (paused_) {
+        std::this_thread::sleep_for(5ms);
+        continue;
+      }
       if (!c.ok()) {
         Op op{"connect", client, Clock::now(), {}, false, "", "", ""};
         c = Connection::open(conninfo_, 5s);
@@ -74,6 +82,7 @@ class Load {
   std::string conninfo_;
   OpLog& log_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> paused_{false};
   std::vector<std::thread> threads_;
 };
 
@@ -100,9 +109,20 @@ TEST_CASE("with on_primary_down = fail every request fails fast with class 08 wh
   Load load(app_conninfo(proxy, cluster), log);
   load.start();
   std::this_thread::sleep_for(1500ms);
+  load.pause(true);
+  std::this_thread::sleep_for(200ms);  // requests in flight finish (the slowest take ~100 ms)
   const auto kill_start = Clock::now();
   cluster.kill_primary();
   const auto kill_done = Clock::now();
+  load.pause(false);
+  // A new login during the outage is refused at once too.
+  std::this_thread::sleep_until(kill_done + kDetection + 500ms);
+  const auto login_start = Clock::now();
+  const Connection late = Connection::open(app_conninfo(proxy, cluster), 5s);
+  const double login_ms = ms_between(login_start, Clock::now());
+  CHECK_FALSE(late.ok());
+  CHECK_MESSAGE(is_class(late.sqlstate(), "08"), late.sqlstate(), " ", late.error());
+  CHECK(login_ms < 1000);
   std::this_thread::sleep_until(kill_done + kOutage);
   const auto start_start = Clock::now();
   cluster.start_primary();

@@ -464,3 +464,56 @@ TEST_CASE("login_timeout closes a client that does not finish logging in, with 5
   CHECK_MESSAGE(still.ok, still.describe());
   check_proxy_serves(proxy, cluster);
 }
+
+TEST_CASE("a startup packet and a query over 2 KB that arrive in pieces are answered") {
+  Cluster& cluster = Cluster::shared();
+  ProxyProcess proxy;
+  ProxyConfig config = pool_config("transaction", 2);
+  config.auth_method = "trust";
+  start_proxy(proxy, cluster, config);
+
+  // Sends `bytes` in two writes with a pause between, so the proxy reads them apart.
+  auto send_in_two = [](int fd, const std::vector<std::byte>& bytes, std::size_t first) {
+    REQUIRE(send_all(fd, std::vector<std::byte>(bytes.begin(), bytes.begin() + static_cast<std::ptrdiff_t>(first))));
+    std::this_thread::sleep_for(300ms);
+    REQUIRE(send_all(fd, std::vector<std::byte>(bytes.begin() + static_cast<std::ptrdiff_t>(first), bytes.end())));
+  };
+  auto until_ready = [](const Received& r) { return !r.messages.empty() && r.messages.back().tag == 'Z'; };
+
+  Socket s = connect_tcp(proxy.port());
+  REQUIRE(s.ok());
+  // A startup packet of about 2.5 KB: a long application_name.
+  Bytes startup_body;
+  startup_body.int32(196608)
+      .cstring("user").cstring(cluster.app_user())
+      .cstring("database").cstring("app")
+      .cstring("application_name").cstring(std::string(2500, 'a'))
+      .byte(0);
+  const std::vector<std::byte> startup =
+      Bytes{}.int32(static_cast<std::uint32_t>(startup_body.get().size() + 4)).raw(startup_body.get()).get();
+  REQUIRE(startup.size() > 2048);
+  send_in_two(s.fd(), startup, 1400);
+  const Received login = receive(s.fd(), 10s, until_ready);
+  REQUIRE_MESSAGE(until_ready(login), login.describe());
+  CHECK_FALSE(login.error());
+
+  // A Query of about 3 KB, first 1,400 bytes, then the rest.
+  const std::string value(3000, 'x');
+  const std::string sql = "SELECT '" + value + "' AS v";
+  Bytes query_body;
+  query_body.cstring(sql);
+  const std::vector<std::byte> query =
+      Bytes{}.byte('Q').int32(static_cast<std::uint32_t>(query_body.get().size() + 4)).raw(query_body.get()).get();
+  send_in_two(s.fd(), query, 1400);
+  const Received answer = receive(s.fd(), 10s, until_ready);
+  REQUIRE_MESSAGE(until_ready(answer), answer.describe());
+  CHECK_MESSAGE(answer.tags() == "TDCZ", answer.describe());
+  bool value_seen = false;
+  for (const auto& m : answer.messages) {
+    if (m.tag != 'D') continue;
+    const std::string row(reinterpret_cast<const char*>(m.body.data()), m.body.size());
+    value_seen = row.find(value) != std::string::npos;
+  }
+  CHECK(value_seen);
+  check_proxy_serves(proxy, cluster);
+}
