@@ -26,10 +26,7 @@ bool ClientSession::process_admin_messages() {
     std::string error;
     const auto status = protocol::next_frame(input_.unread(), frame, used, kMaxAdminMessage, &error);
     if (status == protocol::FrameStatus::NeedMore) {
-      // Room for the whole query, or a full buffer would stop reading short of it.
-      protocol::FrameHeader h;
-      if (protocol::peek_header(input_.unread(), h, kMaxAdminMessage) == protocol::FrameStatus::Ready)
-        input_.reserve_unread(h.total_size(), std::size_t{kMaxAdminMessage} + 1);
+      reserve_whole_message(kMaxAdminMessage);
       return true;
     }
     if (status == protocol::FrameStatus::Invalid) {

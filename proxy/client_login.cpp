@@ -62,16 +62,14 @@ bool ClientSession::process_startup() {
 }
 
 void ClientSession::reserve_for_login_message() {
+  if (state_ != ClientState::Startup) {
+    reserve_whole_message(kMaxAuthMessage);
+    return;
+  }
   // Room for the whole packet once its length is known (the framer checked it against the
   // limit), or a full buffer would stop reading short of it.
   const std::span<const std::byte> in = input_.unread();
-  if (state_ == ClientState::Startup) {
-    if (in.size() >= 4) input_.reserve_unread(protocol::load_be32(in.data()), kMaxStartupPacket);
-  } else {
-    protocol::FrameHeader h;
-    if (protocol::peek_header(in, h, kMaxAuthMessage) == protocol::FrameStatus::Ready)
-      input_.reserve_unread(h.total_size(), std::size_t{kMaxAuthMessage} + 1);
-  }
+  if (in.size() >= 4) input_.reserve_unread(protocol::load_be32(in.data()), kMaxStartupPacket);
 }
 
 bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {

@@ -193,12 +193,11 @@ void ClientSession::process_input() {
       input_.release_if_empty();
       input_.shrink();
       if (forward_ != nullptr) worker_.batches().give(std::move(forward_));
-    } else {
-      input_.expand();
     }
-    // A full small chunk may hold the start of a request that needs more (its first part
-    // arrived alone): nothing else would make room, so grow to a full chunk.
-    if (input_.full()) input_.expand();
+    // A client with a server reads into a full chunk (a COPY streams in large reads). So
+    // does one whose small chunk is full: it may hold the start of a request that needs
+    // more, and nothing else would make room.
+    if (server_ != nullptr || input_.full()) input_.expand();
   }
   // Read only while there is room: a full buffer waits for the write that drains it. After
   // a FATAL error nothing more is read; the close follows its write.
@@ -529,6 +528,14 @@ bool ClientSession::ensure_statement_on_server(std::string_view name) {
   server_->expectations().expect('1', true, std::string(name));
   server_->statements().set(name, stmt->fingerprint);
   return true;
+}
+
+void ClientSession::reserve_whole_message(uint32_t max) {
+  // A message handled only when whole (login, admin console) and only partly read: room
+  // for all of it, or a full buffer would stop reading short of it. Its length is checked.
+  protocol::FrameHeader h;
+  if (protocol::peek_header(input_.unread(), h, max) == protocol::FrameStatus::Ready)
+    input_.reserve_unread(h.total_size(), std::size_t{max} + 1);
 }
 
 bool ClientSession::flush_forward() {

@@ -100,6 +100,7 @@ class ClientSession {
   // client_login.cpp
   bool process_startup();
   void reserve_for_login_message();
+  void reserve_whole_message(uint32_t max);  // a typed message partly read: room for all
   bool handle_startup_packet(std::span<const std::byte> body);
   bool handle_auth_message(char tag, std::span<const std::byte> body);
   void begin_authentication();
