@@ -398,6 +398,8 @@ std::string make_auth_message(std::string_view client_first_bare, std::string_vi
 
 // --- verifiers ---
 
+bool looks_like_scram_verifier(std::string_view text) { return text.starts_with(kVerifierPrefix); }
+
 bool parse_scram_verifier(std::string_view text, ScramVerifier& out) {
   if (!text.starts_with(kVerifierPrefix)) return false;
   text.remove_prefix(kVerifierPrefix.size());

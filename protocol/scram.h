@@ -34,6 +34,8 @@ struct ScramVerifier {
 //   SCRAM-SHA-256$<iterations>:<base64 salt>$<base64 StoredKey>:<base64 ServerKey>
 // false (and `out` unspecified) on anything else.
 bool parse_scram_verifier(std::string_view text, ScramVerifier& out);
+// Starts like a verifier (well-formed or not): never plain text to send to a server.
+bool looks_like_scram_verifier(std::string_view text);
 
 // Derives a verifier from a password (used as raw bytes; see the note above).
 ScramVerifier make_scram_verifier(std::string_view password, std::span<const std::byte> salt,

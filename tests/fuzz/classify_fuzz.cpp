@@ -7,13 +7,13 @@
 #include <string>
 #include <string_view>
 
-#include "proxy/classify.h"
-#include "proxy/classify_cache.h"
+#include "sql/classify.h"
+#include "sql/classify_cache.h"
 
-using pgsidecar::proxy::Classification;
-using pgsidecar::proxy::ClassificationCache;
-using pgsidecar::proxy::classify_sql;
-using pgsidecar::proxy::StatementKind;
+using pgsidecar::sql::Classification;
+using pgsidecar::sql::ClassificationCache;
+using pgsidecar::sql::classify_sql;
+using pgsidecar::sql::StatementKind;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view sql(reinterpret_cast<const char*>(data), size);

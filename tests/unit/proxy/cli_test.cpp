@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/cli.h"
+#include "proxy/runtime/cli.h"
 
 using pgsidecar::proxy::CliOptions;
 using pgsidecar::proxy::parse_cli;

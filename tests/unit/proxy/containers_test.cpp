@@ -6,9 +6,9 @@
 #include <cstring>
 #include <string>
 
-#include "proxy/input_buffer.h"
-#include "proxy/ring_queue.h"
-#include "proxy/session_params.h"
+#include "proxy/io/input_buffer.h"
+#include "proxy/io/ring_queue.h"
+#include "proxy/pooling/parameters.h"
 
 using namespace pgsidecar::proxy;
 

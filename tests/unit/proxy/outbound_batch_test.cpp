@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "proxy/outbound_batch.h"
+#include "proxy/io/outbound_batch.h"
 
 using namespace pgsidecar::proxy;
 

@@ -1,0 +1,139 @@
+#include "proxy/core/errors.h"
+
+#include <array>
+
+#include "protocol/sqlstate.h"
+
+namespace pgsidecar::proxy {
+
+namespace sqlstate = protocol::sqlstate;
+
+namespace {
+
+// idle_session_timeout, PostgreSQL's own code for a session closed for idling.
+constexpr std::string_view kIdleSessionTimeout = "57P05";
+// Server-exit codes: admin_shutdown, crash_shutdown, cannot_connect_now.
+constexpr std::string_view kCrashShutdown = "57P02";
+
+struct Entry {
+  ProxyErrc code;
+  std::string_view sqlstate;
+  Severity severity;
+  std::string_view message;  // {} marks a placeholder, filled in order
+};
+
+using enum ProxyErrc;
+constexpr Severity E = Severity::Error;
+constexpr Severity F = Severity::Fatal;
+
+// In the enum's order: make_error() indexes it (checked by the static_assert below).
+constexpr std::array kTable{
+    Entry{ProtocolViolation, sqlstate::kProtocolViolation, F, "{}"},
+    Entry{LoginTimeout, sqlstate::kQueryCanceled, F, "canceling authentication due to timeout"},
+    Entry{TooManyClients, sqlstate::kTooManyConnections, F,
+          "sorry, too many clients already (max_client_connections = {})"},
+    Entry{PasswordFailed, sqlstate::kInvalidPassword, F, "password authentication failed for user \"{}\""},
+    Entry{AdminNotAllowed, sqlstate::kInvalidAuthorizationSpecification, F,
+          "user \"{}\" may not use the admin console (see [admin] users)"},
+    Entry{UnknownDatabase, sqlstate::kInvalidCatalogName, F, "database \"{}\" does not exist"},
+    Entry{ClientIdleTimeout, kIdleSessionTimeout, F, "terminating connection due to client_idle_timeout ({} ms)"},
+    Entry{ShuttingDown, sqlstate::kAdminShutdown, F, "terminating connection: pgsidecar is shutting down"},
+    Entry{AdminSimpleQueriesOnly, sqlstate::kFeatureNotSupported, F, "the admin console accepts only simple queries"},
+    Entry{TooManyPreparedStatements, sqlstate::kProgramLimitExceeded, F,
+          "too many prepared statements: this connection has {} (max_prepared_statements); close unused ones "
+          "with Close or DEALLOCATE"},
+    Entry{ServerLost, sqlstate::kConnectionFailure, F, "server connection for database \"{}\" was lost: {}"},
+    Entry{NoServerKnown, sqlstate::kConnectionFailure, E, "no server is known for database \"{}\""},
+    Entry{PrimaryUnavailable, sqlstate::kConnectionFailure, E, "primary for database \"{}\" is unavailable"},
+    Entry{NoHealthyServer, sqlstate::kConnectionFailure, E,
+          "primary for database \"{}\" is unavailable and no replica is healthy and within max_replica_lag"},
+    Entry{WriteWaitExpired, sqlstate::kReadOnlySqlTransaction, E,
+          "primary for database \"{}\" is unavailable: this write waited {} ms (write_wait) for it to return"},
+    Entry{SwitchoverPauseExpired, sqlstate::kCannotConnectNow, E,
+          "database \"{}\" is paused for a switchover that did not finish within {} ms"},
+    Entry{QueryWaitTimeout, sqlstate::kTooManyConnections, E,
+          "query_wait_timeout: no server connection for database \"{}\" and user \"{}\" became free within {} ms "
+          "(pool size {}, all in use)"},
+    Entry{ServerUnreachable, sqlstate::kSqlclientUnableToEstablishSqlconnection, E,
+          "cannot reach the server of database \"{}\": {}"},
+    Entry{ServerConnectionFailed, sqlstate::kSqlclientUnableToEstablishSqlconnection, E,
+          "server connection for database \"{}\" failed: {}"},
+    Entry{ServerConnectFailed, sqlstate::kSqlclientUnableToEstablishSqlconnection, E,
+          "could not connect to server {}: {}"},
+    Entry{ServerClosedDuringLogin, sqlstate::kSqlclientUnableToEstablishSqlconnection, E,
+          "server closed the connection during login"},
+    Entry{ServerProtocolViolation, sqlstate::kProtocolViolation, E, "{}"},
+    Entry{ServerNeedsPassword, sqlstate::kSqlserverRejectedEstablishmentOfSqlconnection, E,
+          "server asked for a password for user \"{}\", but no plain-text server password is configured"},
+    Entry{ServerAuthFailed, sqlstate::kSqlserverRejectedEstablishmentOfSqlconnection, E, "{}"},
+    Entry{AdminUnknownCommand, sqlstate::kSyntaxError, E,
+          "unknown admin command \"{}\"; try SHOW HEALTH, SHOW POOLS, SHOW DATABASES, PAUSE db, RESUME db, "
+          "SWITCHOVER db TO 'postgres://...', SHUTDOWN"},
+    Entry{AdminBadArgument, sqlstate::kInvalidParameterValue, E, "{}"},
+    Entry{AdminUnknownDatabase, sqlstate::kInvalidCatalogName, E, "database \"{}\" is not configured"},
+    Entry{SwitchoverFailed, sqlstate::kObjectNotInPrerequisiteState, E, "SWITCHOVER failed: {}"},
+};
+
+constexpr bool table_in_enum_order() {
+  for (std::size_t i = 0; i < kTable.size(); ++i)
+    if (static_cast<std::size_t>(kTable[i].code) != i) return false;
+  return true;
+}
+static_assert(table_in_enum_order(), "kTable must list every ProxyErrc in the enum's order");
+static_assert(kTable.size() == static_cast<std::size_t>(SwitchoverFailed) + 1, "every ProxyErrc has an entry");
+
+std::string fill(std::string_view format, std::initializer_list<std::string_view> args) {
+  std::string out;
+  out.reserve(format.size() + 32);
+  auto arg = args.begin();
+  for (std::size_t i = 0; i < format.size(); ++i) {
+    if (format[i] == '{' && i + 1 < format.size() && format[i + 1] == '}') {
+      if (arg != args.end()) out.append(*arg++);
+      ++i;
+      continue;
+    }
+    out.push_back(format[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+ErrorClass classify_sqlstate(std::string_view s) {
+  if (s.substr(0, 2) == sqlstate::kConnectionException.substr(0, 2)) return ErrorClass::Connection;
+  if (is_server_exit(s)) return ErrorClass::ServerExit;
+  return ErrorClass::Other;
+}
+
+bool is_server_exit(std::string_view s) {
+  return s == sqlstate::kAdminShutdown || s == kCrashShutdown || s == sqlstate::kCannotConnectNow;
+}
+
+std::string_view login_failure_sqlstate(std::string_view server_sqlstate) {
+  if (classify_sqlstate(server_sqlstate) == ErrorClass::Connection || server_sqlstate == sqlstate::kInvalidPassword ||
+      server_sqlstate == sqlstate::kInvalidCatalogName)
+    return server_sqlstate;
+  return sqlstate::kSqlclientUnableToEstablishSqlconnection;
+}
+
+protocol::ErrorFields success_notice(std::string message) {
+  return protocol::make_error("NOTICE", sqlstate::kSuccessfulCompletion, std::move(message));
+}
+
+std::string_view sqlstate_of(ProxyErrc code) { return kTable[static_cast<std::size_t>(code)].sqlstate; }
+
+ProxyError make_error(ProxyErrc code, std::initializer_list<std::string_view> args) {
+  const Entry& e = kTable[static_cast<std::size_t>(code)];
+  ProxyError out;
+  out.code = code;
+  out.severity = e.severity;
+  out.sqlstate = e.sqlstate;
+  out.message = fill(e.message, args);
+  return out;
+}
+
+protocol::ErrorFields ProxyError::fields() const {
+  return protocol::make_error(severity == Severity::Fatal ? "FATAL" : "ERROR", sqlstate, message);
+}
+
+}  // namespace pgsidecar::proxy

@@ -1,0 +1,55 @@
+#include "proxy/io/loop.h"
+
+namespace pgsidecar::proxy::io {
+
+Loop::Loop(int id) : id_(id) {
+  uv_loop_init(&loop_);
+  mailbox_ = std::make_unique<uv::Mailbox>(&loop_);
+  uv_check_init(&loop_, &check_);
+  check_.data = this;
+  uv_idle_init(&loop_, &idle_);
+  idle_.data = this;
+  // Neither handle keeps the loop alive by itself: the loop ends when connections do.
+  uv_unref(reinterpret_cast<uv_handle_t*>(&check_));
+  uv_unref(reinterpret_cast<uv_handle_t*>(&idle_));
+}
+
+Loop::~Loop() {
+  uv_run(&loop_, UV_RUN_NOWAIT);  // close callbacks still pending
+  uv_loop_close(&loop_);
+}
+
+void Loop::defer(DeferredFn fn, void* context, uint64_t argument) {
+  if (closed_) return;
+  deferred_.push_back(Deferred{fn, context, argument});
+  if (armed_) return;
+  armed_ = true;
+  uv_check_start(&check_, &Loop::on_check);
+  // Deferred from a timer or the mailbox, before this turn's poll: do not let the poll
+  // block until the next event.
+  uv_idle_start(&idle_, &Loop::on_idle);
+}
+
+void Loop::on_check(uv_check_t* h) {
+  auto* self = static_cast<Loop*>(h->data);
+  // Work deferred by deferred work runs in this same pass, after what was already queued.
+  while (!self->deferred_.empty()) {
+    const Deferred d = self->deferred_.front();
+    self->deferred_.pop_front();
+    d.fn(d.context, d.argument);
+  }
+  self->armed_ = false;
+  uv_check_stop(&self->check_);
+  uv_idle_stop(&self->idle_);
+}
+
+void Loop::close() {
+  if (closed_) return;
+  closed_ = true;
+  deferred_.clear();
+  mailbox_->close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&check_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&idle_), nullptr);
+}
+
+}  // namespace pgsidecar::proxy::io

@@ -1,0 +1,21 @@
+// Sends a CancelRequest to a server on a connection of its own, as PostgreSQL requires,
+// and forgets about it: the server closes the connection without a reply.
+#pragma once
+
+#include "proxy/pooling/layer.h"
+
+#include <chrono>
+#include <cstdint>
+
+#include "proxy/io/loop.h"
+#include "proxy/pooling/server_address.h"
+
+namespace pgsidecar::proxy {
+
+// A cancel connection that has not finished by then is dropped: it never lingers.
+inline constexpr std::chrono::milliseconds kCancelTimeout{5000};
+
+void send_cancel_request(io::Loop& loop, const ResolvedAddress& address, int32_t backend_pid,
+                         int32_t backend_secret);
+
+}  // namespace pgsidecar::proxy

@@ -1,0 +1,127 @@
+// Server connection pools per (database, user, server). Each worker owns a PoolShard per
+// pool: its server connections, its idle list and its FIFO of waiting clients; PoolLimits
+// (pool_limits.h) is what the shards of all workers share.
+#pragma once
+
+#include "proxy/pooling/layer.h"
+
+#include <chrono>
+#include <initializer_list>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config/schema.h"
+#include "proxy/core/errors.h"
+#include "proxy/core/ids.h"
+#include "proxy/io/loop.h"
+#include "proxy/io/ring_queue.h"
+#include "proxy/pooling/pool_limits.h"
+#include "proxy/pooling/runtime_services.h"
+#include "proxy/pooling/server_address.h"
+#include "proxy/pooling/server_lessee.h"
+
+namespace pgsidecar::proxy {
+
+class ServerConn;
+
+enum class ReleaseKind {
+  Reusable,  // at ReadyForQuery 'I' with nothing outstanding: straight back to idle
+  Reset,     // session mode: DISCARD ALL first
+  Close,     // state unknown (client left mid-transaction, error): close it
+};
+
+// The answer to a session asking for a server.
+struct Acquired {
+  enum class Kind {
+    Leased,   // `server` is the session's now
+    Queued,   // the pool calls ServerLessee::on_server_assigned / on_server_unavailable later
+    Refused,  // `error` says why; nothing comes later
+  };
+  Kind kind = Kind::Queued;
+  ServerConn* server = nullptr;
+  ProxyError error;
+};
+
+class PoolShard {
+ public:
+  // `config` keeps `db` and `user` alive for as long as the shard lives.
+  PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& lessees, PoolKey key,
+            std::shared_ptr<const config::Config> config, const config::Database& db, const config::User& user,
+            const config::ServerAddress& server, std::shared_ptr<PoolLimits> limits);
+  PoolShard(const PoolShard&) = delete;
+  PoolShard& operator=(const PoolShard&) = delete;
+  ~PoolShard();
+
+  const PoolKey& key() const { return key_; }
+  const config::Database& database() const { return db_; }
+  const config::PoolSettings& settings() const { return db_.pool; }
+  const config::Config& config() const { return *config_; }
+  const ServerTarget& target() const { return target_; }
+  const ResolvedAddress& address() const { return address_; }
+  PoolLimits& limits() { return *limits_; }
+  io::Loop& loop() { return loop_; }
+
+  // A session wants a server: an idle one now, or a place in the queue, or a refusal.
+  Acquired acquire(ServerLessee& session);
+  void cancel_wait(SessionId id);
+  void release(ServerConn& server, ReleaseKind kind);
+
+  // From ServerConn.
+  void on_server_ready(ServerConn& server);  // logged in, or reset done: serve a waiter or idle
+  void on_server_failed(ServerConn& server, const ProxyError& why);  // login failed
+  void on_server_closing(ServerConn& server);  // close() began: never lease it again
+  void on_server_closed(ServerConn& server);   // last handle closed: frees the object
+  void suspect_server() { runtime_.suspect(key_.server); }  // it failed in live traffic
+
+  // From the worker.
+  void tick(std::chrono::steady_clock::time_point now);
+  void on_slot_freed();         // another worker closed a server of this pool
+  void on_server_wanted();      // another worker has waiters: give back an idle slot
+  void close_all();             // shutdown
+  void close_idle();            // the server is no longer a target (switchover)
+
+  int idle_count() const { return static_cast<int>(idle_.size()); }
+  int active_count() const;
+  int waiting_count() const { return static_cast<int>(waiters_.size()); }
+  int connecting_count() const;
+
+ private:
+  struct Waiter {
+    SessionId session;
+    std::chrono::steady_clock::time_point since;
+  };
+  void open_connections();
+  void spawn_server();  // the caller holds a slot
+  int owned() const { return static_cast<int>(servers_.size()); }  // slots this shard holds
+  bool should_return_slot() const;
+  bool other_worker_starving() const;
+  void update_starving(std::chrono::steady_clock::time_point now);
+  int waiting_elsewhere() const;  // clients of this pool waiting on other workers
+  bool give_to_waiter(ServerConn& server);
+  // Takes the oldest waiter still connected out of the queue, or nullptr.
+  ServerLessee* pop_waiter();
+  void fail_waiters(const ProxyError& why);
+  void remove_idle(ServerConn& server);
+
+  io::Loop& loop_;
+  RuntimeServices& runtime_;
+  LesseeDirectory& lessees_;
+  PoolKey key_;
+  std::shared_ptr<const config::Config> config_;  // keeps db_ alive
+  const config::Database& db_;
+  ServerTarget target_;
+  ResolvedAddress address_;
+  std::string address_error_;  // non-empty: the host did not resolve
+  std::shared_ptr<PoolLimits> limits_;
+  RingQueue<Waiter> waiters_;
+  std::vector<ServerConn*> idle_;  // most recently used last
+  std::map<ServerId, std::unique_ptr<ServerConn>> servers_;
+  ServerId next_server_ = 1;
+  int share_ = 0;  // this worker's part of the pool's size
+  bool starving_ = false;  // counted in limits_->starving
+  std::chrono::steady_clock::time_point last_failure_{};
+};
+
+}  // namespace pgsidecar::proxy

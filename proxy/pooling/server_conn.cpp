@@ -1,0 +1,596 @@
+#include "proxy/pooling/server_conn.h"
+
+#include <cstring>
+
+#include "protocol/backend.h"
+#include "protocol/framer.h"
+#include "protocol/messages.h"
+#include "protocol/tags.h"
+#include "protocol/wire.h"
+#include "proxy/core/log.h"
+#include "proxy/io/owned_write.h"
+#include "proxy/pooling/pool_shard.h"
+#include "proxy/pooling/server_address.h"
+
+namespace pgsidecar::proxy {
+
+using protocol::BackendTag;
+using protocol::tag;
+
+namespace {
+
+const char* state_name(ServerState s) {
+  switch (s) {
+    case ServerState::Connecting: return "connecting";
+    case ServerState::LoggingIn: return "logging_in";
+    case ServerState::Idle: return "idle";
+    case ServerState::Active: return "active";
+    case ServerState::Resetting: return "resetting";
+    case ServerState::Closing: return "closing";
+  }
+  return "?";
+}
+
+// Messages pgsidecar reads whole; everything else streams through in pieces.
+bool inspected(char t) {
+  switch (t) {
+    case tag(BackendTag::ReadyForQuery):
+    case tag(BackendTag::ParameterStatus):
+    case tag(BackendTag::ErrorResponse):
+    case tag(BackendTag::ParseComplete):
+    case tag(BackendTag::CloseComplete):
+    case tag(BackendTag::CommandComplete):
+    case tag(BackendTag::CopyInResponse):
+    case tag(BackendTag::CopyBothResponse):
+      return true;
+    default:
+      return false;
+  }
+}
+
+// admin_shutdown, crash_shutdown, cannot_connect_now: the server is stopping or starting.
+bool server_is_going_away(std::span<const std::byte> error_body) {
+  protocol::ErrorFields e;
+  return protocol::parse_error_response(error_body, e) && is_server_exit(e.sqlstate);
+}
+
+}  // namespace
+
+ServerConn::ServerConn(io::Loop& loop, PoolShard& pool, ServerId id)
+    : loop_(loop), pool_(pool), id_(id), handles_(this, &ServerConn::on_last_handle_closed), input_(loop.buffers()) {
+  created_at_ = idle_since_ = loop.now();
+}
+
+ServerConn::~ServerConn() = default;
+
+void ServerConn::set_state(ServerState next, const char* why) {
+  log_debug("server_state")
+      .kv("worker", loop_.id())
+      .kv("server", static_cast<long long>(id_))
+      .kv("from", state_name(state_))
+      .kv("to", state_name(next))
+      .kv("reason", why);
+  state_ = next;
+}
+
+void ServerConn::connect() {
+  const ResolvedAddress& address = pool_.address();
+  connect_req_.data = this;
+  stream_.init(loop_.uv(), !address.is_unix, handles_);
+  int rc = 0;
+  if (address.is_unix) {
+    uv_pipe_connect(&connect_req_, &stream_.pipe, address.unix_path.c_str(), &ServerConn::on_connect);
+  } else {
+    uv_tcp_nodelay(&stream_.tcp, 1);
+    rc = uv_tcp_connect(&connect_req_, &stream_.tcp, reinterpret_cast<const sockaddr*>(&address.addr),
+                        &ServerConn::on_connect);
+  }
+  uv_timer_init(loop_.uv(), &connect_timer_);
+  handles_.opened(reinterpret_cast<uv_handle_t*>(&connect_timer_));
+  // The timer covers connect and login: a server that accepts but never answers is caught too.
+  uv_timer_start(&connect_timer_, &ServerConn::on_connect_timeout,
+                 static_cast<uint64_t>(pool_.settings().server_connect_timeout.count()), 0);
+  if (rc != 0) {
+    const ServerTarget& t = pool_.target();
+    fail_login(make_error(ProxyErrc::ServerConnectFailed, {t.host + ":" + std::to_string(t.port), uv_strerror(rc)}));
+  }
+}
+
+void ServerConn::on_connect(uv_connect_t* req, int status) {
+  auto* self = static_cast<ServerConn*>(req->data);
+  if (self->closing()) return;
+  if (status < 0) {
+    const ServerTarget& t = self->pool_.target();
+    self->fail_login(
+        make_error(ProxyErrc::ServerConnectFailed, {t.host + ":" + std::to_string(t.port), uv_strerror(status)}));
+    return;
+  }
+  self->start_login();
+}
+
+void ServerConn::on_connect_timeout(uv_timer_t* t) {
+  auto* self = static_cast<ServerConn*>(t->data);
+  if (self->closing()) return;
+  const ServerTarget& target = self->pool_.target();
+  self->fail_login(make_error(ProxyErrc::ServerConnectFailed,
+                              {target.host + ":" + std::to_string(target.port),
+                               "timed out after " +
+                                   std::to_string(self->pool_.settings().server_connect_timeout.count()) + " ms"}));
+}
+
+void ServerConn::start_login() {
+  set_state(ServerState::LoggingIn, "connected");
+  login_ = std::make_unique<ServerLogin>(pool_.target());
+  send_own(login_->startup_message());
+  reading_ = true;
+  uv_read_start(stream_.stream, &ServerConn::on_alloc, &ServerConn::on_read);
+}
+
+void ServerConn::send_own(std::vector<std::byte> bytes) {
+  ++own_writes_;
+  write_owned(stream_.stream, std::move(bytes), [this](int) {
+    --own_writes_;
+    maybe_free();
+  });
+}
+
+void ServerConn::fail_login(const ProxyError& why) {
+  if (closing()) return;
+  log_warn("server_login_failed")
+      .kv("worker", loop_.id())
+      .kv("server", static_cast<long long>(id_))
+      .kv("database", pool_.key().database)
+      .kv("sqlstate", why.sqlstate)
+      .kv("error", why.message);
+  pool_.on_server_failed(*this, why);
+  close("login failed");
+}
+
+void ServerConn::close(std::string_view reason) {
+  if (closing()) return;
+  const bool was_logged_in = !logging_in();
+  set_state(ServerState::Closing, std::string(reason).c_str());
+  pool_.on_server_closing(*this);
+  if (was_logged_in) {
+    log_info("server_closed")
+        .kv("worker", loop_.id())
+        .kv("server", static_cast<long long>(id_))
+        .kv("database", pool_.key().database)
+        .kv("reason", reason);
+  }
+  if (session_ != nullptr) {
+    ServerLessee* s = session_;
+    session_ = nullptr;
+    s->on_server_lost(reason);
+  }
+  if (stream_.initialised()) {
+    if (reading_) uv_read_stop(stream_.stream);
+    reading_ = false;
+    handles_.close(stream_.handle());
+  }
+  if (connect_timer_.data != nullptr) handles_.close(reinterpret_cast<uv_handle_t*>(&connect_timer_));
+}
+
+void ServerConn::on_last_handle_closed(void* self) { static_cast<ServerConn*>(self)->maybe_free(); }
+
+void ServerConn::maybe_free() {
+  if (!closing() || handles_.open() > 0 || own_writes_ > 0 || forward_.in_flight()) return;
+  pool_.on_server_closed(*this);  // deletes *this
+}
+
+void ServerConn::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<ServerConn*>(h->data);
+  *buf = self->input_.free_space();
+}
+
+void ServerConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+  auto* self = static_cast<ServerConn*>(s->data);
+  if (nread == UV_ENOBUFS || nread == 0) return;
+  if (nread < 0) {
+    if (self->logging_in()) {
+      self->fail_login(make_error(ProxyErrc::ServerClosedDuringLogin));
+      return;
+    }
+    // Passive health detection: a lost server connection triggers an immediate probe.
+    self->pool_.suspect_server();
+    self->close(nread == UV_EOF ? "server closed the connection" : uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  self->input_.commit(static_cast<std::size_t>(nread));
+  self->process_input();
+}
+
+void ServerConn::resume_reading() {
+  if (closing() || reading_ || !stream_.initialised()) return;
+  reading_ = true;
+  uv_read_start(stream_.stream, &ServerConn::on_alloc, &ServerConn::on_read);
+}
+
+void ServerConn::process_input() {
+  if (state_ == ServerState::LoggingIn && !process_login()) return;
+  if (state_ == ServerState::LoggingIn || closing()) return;
+  if (!process_forwarding()) return;
+  // Stop reading while the buffer is full: the pending write's completion resumes it.
+  if (input_.full() && reading_) {
+    uv_read_stop(stream_.stream);
+    reading_ = false;
+  } else if (!input_.full() && !reading_ && !forward_.in_flight()) {
+    resume_reading();
+  }
+  if (!forward_.in_flight() && session_ == nullptr) input_.release_if_empty();
+}
+
+bool ServerConn::process_login() {
+  const uint32_t max = pool_.config().limits.max_message_size;
+  while (state_ == ServerState::LoggingIn) {
+    protocol::Frame frame;
+    std::size_t used = 0;
+    std::string error;
+    const auto status = protocol::next_frame(input_.unread(), frame, used, max, &error);
+    if (status == protocol::FrameStatus::NeedMore) {
+      protocol::FrameHeader h;
+      if (protocol::peek_header(input_.unread(), h, max) == protocol::FrameStatus::Ready &&
+          !input_.reserve_unread(h.total_size(), max + 1)) {
+        fail_login(make_error(ProxyErrc::ServerProtocolViolation, {"server message too large"}));
+        return false;
+      }
+      break;
+    }
+    if (status == protocol::FrameStatus::Invalid) {
+      fail_login(make_error(ProxyErrc::ServerProtocolViolation, {"invalid message from server: " + error}));
+      return false;
+    }
+    const bool ok = handle_login_message(frame.tag, frame.body);
+    input_.consume(used);
+    if (!ok || closing()) return false;
+  }
+  input_.compact();
+  return true;
+}
+
+bool ServerConn::handle_login_message(char t, std::span<const std::byte> body) {
+  switch (t) {
+    case tag(BackendTag::Authentication): {
+      std::vector<std::byte> reply;
+      ProxyError error;
+      switch (login_->on_authentication(body, reply, error)) {
+        case ServerLogin::Step::Reply:
+          send_own(std::move(reply));
+          return true;
+        case ServerLogin::Step::Authenticated:
+          return true;
+        case ServerLogin::Step::Failed:
+          fail_login(error);
+          return false;
+      }
+      return false;
+    }
+    case tag(BackendTag::ParameterStatus): {
+      std::string_view name, value;
+      if (protocol::parse_parameter_status(body, name, value)) set_param(name, value);
+      return true;
+    }
+    case tag(BackendTag::BackendKeyData):
+      protocol::parse_backend_key_data(body, backend_pid_, backend_secret_);
+      return true;
+    case tag(BackendTag::ErrorResponse): {
+      // The server refused the login: its own SQLSTATE and message go to the waiters.
+      protocol::ErrorFields e;
+      ProxyError why = make_error(ProxyErrc::ServerConnectionFailed, {pool_.key().database, ""});
+      if (protocol::parse_error_response(body, e)) {
+        why.message = e.message;
+        if (!e.sqlstate.empty()) why.sqlstate = e.sqlstate;
+      } else {
+        why = make_error(ProxyErrc::ServerProtocolViolation, {"malformed ErrorResponse during login"});
+      }
+      fail_login(why);
+      return false;
+    }
+    case tag(BackendTag::ReadyForQuery): {
+      protocol::parse_ready_for_query(body, tx_status_);
+      login_.reset();
+      uv_timer_stop(&connect_timer_);
+      pool_.limits().store_server_params(params_);
+      log_debug("server_logged_in")
+          .kv("worker", loop_.id())
+          .kv("server", static_cast<long long>(id_))
+          .kv("backend_pid", backend_pid_);
+      set_state(ServerState::Idle, "logged in");
+      idle_since_ = loop_.now();
+      pool_.on_server_ready(*this);
+      return true;
+    }
+    default:  // NoticeResponse, NegotiateProtocolVersion: nothing to do
+      return true;
+  }
+}
+
+void ServerConn::make_idle() {
+  set_state(ServerState::Idle, "released");
+  session_ = nullptr;
+  idle_since_ = loop_.now();
+}
+
+void ServerConn::activate(ServerLessee& session) {
+  set_state(ServerState::Active, "leased");
+  session_ = &session;
+  response_started_ = false;
+}
+
+void ServerConn::client_sent_close(char kind, std::string_view name) {
+  if (kind == 'S' && !name.empty()) statements_.erase(name);
+  expectations_.expect('3', false);
+}
+
+void ServerConn::client_sent_parse(std::string_view name, uint64_t fingerprint, OutboundBatch& to_server) {
+  if (!name.empty()) {
+    // Another client's statement of the same name may live on this server: replace it.
+    if (statements_.find(name) != 0) {
+      protocol::append_close(to_server.injected_out(), 'S', name);
+      to_server.commit_injected();
+      expectations_.expect('3', true);
+    }
+    statements_.set(name, fingerprint);
+  }
+  expectations_.expect('1', false, std::string(name));
+}
+
+void ServerConn::ensure_statement(std::string_view name, uint64_t fingerprint, std::string_view query,
+                                  std::span<const int32_t> param_types, OutboundBatch& to_server) {
+  const uint64_t have = statements_.find(name);
+  if (have == fingerprint) return;
+  auto& out = to_server.injected_out();
+  if (have != 0) {
+    protocol::append_close(out, 'S', name);
+    expectations_.expect('3', true);
+  }
+  protocol::append_parse(out, name, query, param_types);
+  to_server.commit_injected();
+  expectations_.expect('1', true, std::string(name));
+  statements_.set(name, fingerprint);
+}
+
+void ServerConn::sync_settings(std::string_view sql, uint64_t defaults_fp,
+                               std::shared_ptr<const ParamList> client_settings, OutboundBatch& to_server) {
+  if (!sql.empty()) {
+    protocol::append_query(to_server.injected_out(), sql);
+    to_server.commit_injected();
+    expectations_.expect('Z', true);
+    defaults_fp_ = defaults_fp;
+    dirty_ = false;
+  }
+  synced_settings_ = std::move(client_settings);
+  synced_version_ = params_version_;
+}
+
+void ServerConn::detach() { session_ = nullptr; }
+
+void ServerConn::set_param(std::string_view name, std::string_view value) {
+  if (params_.set(name, value)) ++params_version_;
+}
+
+void ServerConn::note_response_started() {
+  if (response_started_) return;
+  response_started_ = true;
+  session_->on_response_started();
+}
+
+void ServerConn::start_reset(std::string_view sql) {
+  set_state(ServerState::Resetting, "reset");
+  session_ = nullptr;
+  std::vector<std::byte> out;
+  protocol::append_query(out, sql);
+  expectations_.expect('Z', true);
+  send_own(std::move(out));
+}
+
+bool ServerConn::flush_forward() {
+  if (forward_.empty() || forward_.in_flight()) return false;
+  // Sent or Failed (the client is gone; its session closes on its own read error): the
+  // batch is over, so the buffer may move; Queued: on_forward_written() carries on.
+  const auto result = forward_.flush(forward_dest_, this, &ServerConn::on_forward_written);
+  if (result != OutboundBatch::Flush::Queued) input_.compact();
+  return result == OutboundBatch::Flush::Sent;
+}
+
+void ServerConn::on_forward_written(uv_write_t* req, int) {
+  auto* self = static_cast<ServerConn*>(req->data);
+  self->forward_.complete();
+  self->input_.compact();
+  if (self->closing()) {
+    self->maybe_free();
+    return;
+  }
+  self->process_input();
+}
+
+bool ServerConn::process_forwarding() {
+  // A batch written at once has no completion to continue from: go on while input is
+  // left (a message that must first grow the buffer, say).
+  do {
+    if (!forward_pass()) return false;
+  } while (flush_forward() && !input_.unread().empty() && !closing());
+  return !closing();
+}
+
+// An idle server speaks only to say it is going away, or with a late notice or setting.
+// Sets `stop` when the pass must wait for more input; false when it closed us.
+bool ServerConn::handle_idle_message(const protocol::FrameHeader& h, std::span<const std::byte> in, bool& stop) {
+  const uint32_t max = pool_.config().limits.max_message_size;
+  if (h.tag != tag(BackendTag::ParameterStatus) && h.tag != tag(BackendTag::NoticeResponse)) {
+    close(h.tag == tag(BackendTag::ErrorResponse) ? "server sent an error while idle"
+                                                   : "unexpected message from idle server");
+    return false;
+  }
+  if (in.size() < h.total_size()) {
+    if (!input_.reserve_unread(h.total_size(), max + 1)) {
+      close("server message too large");
+      return false;
+    }
+    stop = true;
+    return true;
+  }
+  if (h.tag == tag(BackendTag::ParameterStatus)) {
+    std::string_view name, value;
+    if (protocol::parse_parameter_status(in.subspan(5, h.body_size()), name, value)) set_param(name, value);
+  }
+  input_.consume(h.total_size());
+  return true;
+}
+
+// A message read whole. Decides whether it reaches the client (`forward`, false for
+// replies to injected messages) and whether it ends an exchange (`boundary`).
+bool ServerConn::handle_inspected(char t, std::span<const std::byte> body, bool& forward, bool& boundary) {
+  const bool swallow = !forward;
+  switch (t) {
+    case tag(BackendTag::ReadyForQuery):
+      expectations_.on_ready([this](const std::string& name) { statements_.erase(name); });
+      protocol::parse_ready_for_query(body, tx_status_);
+      boundary = true;
+      break;
+    case tag(BackendTag::ParameterStatus): {
+      std::string_view name, value;
+      if (protocol::parse_parameter_status(body, name, value)) {
+        set_param(name, value);
+        if (forward) session_->on_parameter_status(name, value);
+      }
+      break;
+    }
+    case tag(BackendTag::ErrorResponse): {
+      expectations_.on_error([this](const std::string& name) { statements_.erase(name); });
+      if (swallow) {
+        protocol::ErrorFields e;
+        protocol::parse_error_response(body, e);
+        log_warn("injected_sql_failed")
+            .kv("worker", loop_.id())
+            .kv("server", static_cast<long long>(id_))
+            .kv("sqlstate", e.sqlstate)
+            .kv("error", e.message);
+      }
+      if (forward) session_->on_copy_in(false);
+      if (server_is_going_away(body)) {
+        pool_.suspect_server();
+        // The connection is ending: keep the error from a client whose request will be
+        // replayed on another server once the connection closes.
+        if (forward && !response_started_ && session_->replay_possible()) forward = false;
+      }
+      break;
+    }
+    case tag(BackendTag::ParseComplete):
+    case tag(BackendTag::CloseComplete): {
+      const ResponseExpectations::Entry* front = expectations_.front();
+      if (front != nullptr && front->reply == t) forward = !expectations_.pop().swallow && !swallow;
+      break;
+    }
+    case tag(BackendTag::CommandComplete): {
+      std::string_view command;
+      protocol::parse_command_complete(body, command);
+      if (command == "DISCARD ALL" || command == "DEALLOCATE ALL") {
+        statements_.clear();
+        if (command == "DISCARD ALL") defaults_fp_ = 0;
+        if (forward) session_->on_statements_reset();
+      } else if (!swallow && (command == "SET" || command == "RESET")) {
+        dirty_ = true;
+        dirty_owner_ = session_->lessee_id();
+      }
+      if (forward) session_->on_copy_in(false);
+      break;
+    }
+    case tag(BackendTag::CopyInResponse):
+    case tag(BackendTag::CopyBothResponse):
+      if (forward) session_->on_copy_in(true);
+      break;
+    default:
+      break;
+  }
+  return !closing();
+}
+
+// A ReadyForQuery went by. A forwarded one is sent before the session decides to give the
+// server back: the write is ours, so the next client's traffic cannot overtake it.
+void ServerConn::finish_boundary(bool forwarded) {
+  if (forwarded) {
+    flush_forward();
+    session_->on_ready_for_query(tx_status_);
+  } else if (state_ == ServerState::Resetting && expectations_.pending_ready() == 0) {
+    set_state(ServerState::Idle, "reset done");
+    idle_since_ = loop_.now();
+    pool_.on_server_ready(*this);
+  }
+}
+
+bool ServerConn::forward_pass() {
+  const uint32_t max = pool_.config().limits.max_message_size;
+  while (!forward_.in_flight() && !closing()) {
+    const std::span<const std::byte> in = input_.unread();
+    if (in.empty()) break;
+    if (skip_ > 0) {
+      const std::size_t n = std::min(skip_, in.size());
+      input_.consume(n);
+      skip_ -= n;
+      continue;
+    }
+    if (passthrough_ > 0) {
+      const std::size_t n = std::min(passthrough_, in.size());
+      forward_.add_input(input_.read_pos(), n);
+      input_.consume(n);
+      passthrough_ -= n;
+      continue;
+    }
+    protocol::FrameHeader h;
+    std::string error;
+    const auto status = protocol::peek_header(in, h, max, &error);
+    if (status == protocol::FrameStatus::NeedMore) break;
+    if (status == protocol::FrameStatus::Invalid) {
+      close("invalid message from server: " + error);
+      return false;
+    }
+    const bool swallow = expectations_.swallowing();
+    if (session_ == nullptr && !swallow) {
+      bool stop = false;
+      if (!handle_idle_message(h, in, stop)) return false;
+      if (stop) break;
+      continue;
+    }
+    if (!inspected(h.tag)) {
+      const std::size_t n = std::min(h.total_size(), in.size());
+      if (swallow) {
+        input_.consume(n);
+        skip_ = h.total_size() - n;
+        continue;
+      }
+      if (forward_.empty()) forward_dest_ = session_->client_stream();
+      // A notice (the WARNING of an immediate shutdown, say) does not make the request
+      // unrepeatable: a replay elsewhere gives the client the same answer.
+      if (h.tag != tag(BackendTag::NoticeResponse)) note_response_started();
+      forward_.add_input(input_.read_pos(), n);
+      input_.consume(n);
+      passthrough_ = h.total_size() - n;
+      continue;
+    }
+    if (in.size() < h.total_size()) {
+      if (!forward_.empty()) break;  // flush first: growing would move bytes the write points at
+      if (!input_.reserve_unread(h.total_size(), max + 1)) {
+        close("server message too large");
+        return false;
+      }
+      break;
+    }
+    bool forward = !swallow;
+    bool boundary = false;
+    if (!handle_inspected(h.tag, in.subspan(5, h.body_size()), forward, boundary)) return false;
+    if (forward) {
+      if (forward_.empty()) forward_dest_ = session_->client_stream();
+      note_response_started();
+      forward_.add_input(input_.read_pos(), h.total_size());
+    }
+    input_.consume(h.total_size());
+    if (boundary) {
+      finish_boundary(forward);
+      if (closing()) return false;
+    }
+  }
+  return !closing();
+}
+
+}  // namespace pgsidecar::proxy

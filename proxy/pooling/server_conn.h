@@ -1,0 +1,176 @@
+// One connection to a PostgreSQL server: dial, log in (ServerLogin), then forward the
+// server's bytes to the session that leases it, watching the few messages that matter to
+// pooling (ReadyForQuery, ParameterStatus, ParseComplete/CloseComplete of injected
+// messages, ErrorResponse). Large DataRow/CopyData messages stream through unbuffered.
+//
+// What the server still owes (expected replies) and what it holds (prepared statements,
+// the settings it carries) live here alone: the leasing session tells the connection what
+// it sends, and the connection keeps its own books.
+#pragma once
+
+#include "proxy/pooling/layer.h"
+
+#include <uv.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/framer.h"
+#include "proxy/core/errors.h"
+#include "proxy/core/ids.h"
+#include "proxy/io/input_buffer.h"
+#include "proxy/io/loop.h"
+#include "proxy/io/outbound_batch.h"
+#include "proxy/io/uv_handle.h"
+#include "proxy/pooling/parameters.h"
+#include "proxy/pooling/response_expectations.h"
+#include "proxy/pooling/server_login.h"
+#include "proxy/pooling/server_lessee.h"
+#include "proxy/pooling/server_statements.h"
+
+namespace pgsidecar::proxy {
+
+class PoolShard;
+
+enum class ServerState {
+  Connecting,     // TCP connect in progress; nothing sent
+  LoggingIn,      // StartupMessage sent; authentication and ParameterStatus in progress
+  Idle,           // last ReadyForQuery was 'I'; in the pool's idle list
+  Active,         // leased to a session; bytes flow both ways
+  Resetting,      // released with injected reset SQL in flight; back to idle at its ReadyForQuery
+  Closing,        // handles closing; the pool frees the object when the last one is closed
+};
+
+class ServerConn {
+ public:
+  ServerConn(io::Loop& loop, PoolShard& pool, ServerId id);
+  ServerConn(const ServerConn&) = delete;
+  ServerConn& operator=(const ServerConn&) = delete;
+  ~ServerConn();
+
+  void connect();
+  // Idempotent. The leasing session (if any) is told with on_server_lost(reason).
+  void close(std::string_view reason);
+
+  ServerId id() const { return id_; }
+  ServerState state() const { return state_; }
+  bool closing() const { return state_ == ServerState::Closing; }
+  bool logging_in() const { return state_ == ServerState::Connecting || state_ == ServerState::LoggingIn; }
+  bool leased_or_resetting() const { return state_ == ServerState::Active || state_ == ServerState::Resetting; }
+  PoolShard& pool() { return pool_; }
+  uv_stream_t* stream() { return stream_.stream; }
+  int32_t backend_pid() const { return backend_pid_; }
+  int32_t backend_secret() const { return backend_secret_; }
+  char transaction_status() const { return tx_status_; }
+  bool idle_in_sync() const { return expectations_.pending_ready() == 0; }
+  std::chrono::steady_clock::time_point created_at() const { return created_at_; }
+  std::chrono::steady_clock::time_point idle_since() const { return idle_since_; }
+
+  // Pool side.
+  void make_idle();
+  void activate(ServerLessee& session);  // lease to a session
+  void detach();                         // the session let go (the pool decides what next)
+  void start_reset(std::string_view sql);  // injected SQL, swallowed; then on_server_ready
+
+  // Session side: what the leasing session sends, so the books stay right. Messages the
+  // connection injects go into `to_server`, the session's batch, ahead of its own bytes.
+  void client_sent_sync() { expectations_.expect('Z', false); }  // Sync, Query or FunctionCall
+  void client_sent_close(char kind, std::string_view name);      // Close: CloseComplete is owed
+  void client_deallocated(std::string_view name) { statements_.erase(name); }
+  // A client's Parse: `name` (empty for the unnamed statement) with `fingerprint`. Another
+  // client's statement of the same name here is closed first.
+  void client_sent_parse(std::string_view name, uint64_t fingerprint, OutboundBatch& to_server);
+  // Before a Bind or Describe of `name`: re-Parse it here, unseen by the client, unless
+  // this connection already holds that statement.
+  void ensure_statement(std::string_view name, uint64_t fingerprint, std::string_view query,
+                        std::span<const int32_t> param_types, OutboundBatch& to_server);
+
+  // The settings this connection carries, for the session's settings sync.
+  const ParamMap& params() const { return params_; }
+  uint64_t params_version() const { return params_version_; }
+  uint64_t defaults_fp() const { return defaults_fp_; }
+  // A session-level SET/RESET of another client ran here, or its startup defaults differ.
+  bool carries_other_session_state(SessionId session, uint64_t defaults_fp) const {
+    return defaults_fp_ != defaults_fp || (dirty_ && dirty_owner_ != session);
+  }
+  // The client settings list last made to match here, and the server's settings version
+  // then. Clients with equal settings share one list (ParamSets), so the next client with
+  // that list, or the same client with nothing changed, needs no comparison at all.
+  bool settings_match(const std::shared_ptr<const ParamList>& client_settings) const {
+    return synced_settings_ == client_settings && synced_version_ == params_version_;
+  }
+  // Injects `sql` (which makes this connection carry the session's settings and defaults
+  // `defaults_fp`), its reply swallowed; `sql` empty: nothing needed injecting.
+  void sync_settings(std::string_view sql, uint64_t defaults_fp, std::shared_ptr<const ParamList> client_settings,
+                     OutboundBatch& to_server);
+
+  // The session queued bytes for us and may want to hear when they are written.
+  void resume_reading();
+
+ private:
+  static void on_connect(uv_connect_t* req, int status);
+  static void on_connect_timeout(uv_timer_t* t);
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_forward_written(uv_write_t* req, int status);
+  static void on_last_handle_closed(void* self);
+
+  void set_state(ServerState next, const char* why);
+  void start_login();
+  void process_input();
+  bool process_login();  // false when the connection closed
+  bool handle_login_message(char tag, std::span<const std::byte> body);
+  bool process_forwarding();  // false when the connection was closed
+  bool forward_pass();        // one pass over the input; false when the connection was closed
+  // A message pgsidecar reads whole (framed in the buffer); false when it closed us.
+  bool handle_inspected(char tag, std::span<const std::byte> body, bool& forward, bool& boundary);
+  bool handle_idle_message(const protocol::FrameHeader& h, std::span<const std::byte> in, bool& stop);
+  void finish_boundary(bool forwarded);
+  void fail_login(const ProxyError& why);
+  void send_own(std::vector<std::byte> bytes);
+  bool flush_forward();  // true: written at once (no completion callback follows)
+  void note_response_started();
+  void set_param(std::string_view name, std::string_view value);
+  void maybe_free();
+
+  io::Loop& loop_;
+  PoolShard& pool_;
+  ServerId id_;
+  ServerState state_ = ServerState::Connecting;
+  io::HandleGroup handles_;
+  io::Stream stream_;
+  uv_timer_t connect_timer_{};
+  uv_connect_t connect_req_{};
+  int own_writes_ = 0;
+  bool reading_ = false;
+
+  InputBuffer input_;
+  OutboundBatch forward_;           // to the leasing session's client
+  uv_stream_t* forward_dest_ = nullptr;
+  std::size_t passthrough_ = 0;     // bytes of a streaming message still to forward
+  std::size_t skip_ = 0;            // bytes of a swallowed streaming message still to drop
+
+  ServerLessee* session_ = nullptr;
+  std::unique_ptr<ServerLogin> login_;  // while logging in
+  int32_t backend_pid_ = 0;
+  int32_t backend_secret_ = 0;
+  char tx_status_ = 'I';
+  ParamMap params_;
+  uint64_t params_version_ = 0;  // bumped whenever a value in params_ changes
+  std::shared_ptr<const ParamList> synced_settings_;
+  uint64_t synced_version_ = 0;
+  ServerStatements statements_;
+  ResponseExpectations expectations_;
+  uint64_t defaults_fp_ = 0;
+  bool response_started_ = false;  // a byte went to the leasing session's client
+  bool dirty_ = false;  // a session-level SET/RESET ran: another client must not inherit it
+  SessionId dirty_owner_ = 0;  // the session whose SET/RESET that was
+  std::chrono::steady_clock::time_point created_at_;
+  std::chrono::steady_clock::time_point idle_since_;
+};
+
+}  // namespace pgsidecar::proxy

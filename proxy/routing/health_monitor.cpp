@@ -1,0 +1,216 @@
+#include "proxy/routing/health_monitor.h"
+
+#include "protocol/password.h"
+#include "proxy/core/log.h"
+#include "proxy/routing/primary_choice.h"
+
+namespace pgsidecar::proxy {
+namespace {
+
+// A failing server that is not yet down is probed again this soon.
+constexpr std::chrono::milliseconds kRetryDelay{100};
+
+// The login for probes: the URL's own user, else the first user with a plain-text password.
+void probe_login(const config::Config& cfg, const config::ServerAddress& a, std::string& user, std::string& password) {
+  if (!a.user.empty()) {
+    user = a.user;
+    password = a.password;
+    return;
+  }
+  for (const auto& u : cfg.users) {
+    const std::string& p = u.server_password.empty() ? u.password : u.server_password;
+    if (protocol::password_kind(p) != protocol::PasswordKind::Plain) continue;
+    user = u.name;
+    password = p;
+    return;
+  }
+  if (!cfg.users.empty()) user = cfg.users.front().name;
+}
+
+}  // namespace
+
+HealthMonitor::HealthMonitor(std::shared_ptr<const config::Config> config, Publish publish)
+    : config_(std::move(config)), publish_(std::move(publish)) {
+  std::lock_guard lock(mu_);
+  for (const auto& db : config_->databases) {
+    DbState st;
+    const std::string dbname = db.primary.dbname.empty() ? db.name : db.primary.dbname;
+    ensure_probed(db.primary, dbname);
+    st.keys.push_back(server_key(db.primary));
+    for (const auto& r : db.replicas) {
+      ensure_probed(r, r.dbname.empty() ? db.name : r.dbname);
+      st.keys.push_back(server_key(r));
+    }
+    st.primary = 0;
+    dbs_.emplace(db.name, std::move(st));
+  }
+  rebuild_locked();
+}
+
+HealthMonitor::~HealthMonitor() { stop(); }
+
+void HealthMonitor::ensure_probed(const config::ServerAddress& address, const std::string& dbname) {
+  const std::string key = server_key(address);
+  if (probed_.count(key) != 0) return;
+  auto p = std::make_unique<Probed>();
+  p->key = key;
+  p->address = address;
+  std::string user, password;
+  probe_login(*config_, address, user, password);
+  p->prober = std::make_unique<Prober>(address, user, password, dbname);
+  p->status.address = address;
+  p->status.key = key;
+  Probed* raw = p.get();
+  probed_.emplace(key, std::move(p));
+  if (started_) raw->thread = std::thread([this, raw] { run(raw); });
+}
+
+void HealthMonitor::start() {
+  std::lock_guard lock(mu_);
+  started_ = true;
+  for (auto& [key, p] : probed_) {
+    Probed* raw = p.get();
+    raw->thread = std::thread([this, raw] { run(raw); });
+  }
+}
+
+void HealthMonitor::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) return;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& [key, p] : probed_)
+    if (p->thread.joinable()) p->thread.join();
+}
+
+std::shared_ptr<const TopologySnapshot> HealthMonitor::snapshot() const {
+  std::lock_guard lock(mu_);
+  return snapshot_;
+}
+
+void HealthMonitor::suspect(const std::string& key) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = probed_.find(key);
+    if (it == probed_.end()) return;
+    it->second->suspect = true;
+  }
+  cv_.notify_all();
+}
+
+void HealthMonitor::run(Probed* p) {
+  const config::Health& h = config_->health;
+  for (;;) {
+    const ProbeResult r = p->prober->probe(h.timeout);  // outside the lock: may take `timeout`
+    std::unique_lock lock(mu_);
+    if (stopping_) return;
+    record(p, r);
+    const bool failing = !r.ok && p->status.health != ServerHealth::Down;
+    const auto delay = failing ? std::min<std::chrono::milliseconds>(kRetryDelay, h.interval) : h.interval;
+    cv_.wait_for(lock, delay, [&] { return stopping_ || p->suspect; });
+    p->suspect = false;
+    if (stopping_) return;
+  }
+}
+
+void HealthMonitor::record(Probed* p, const ProbeResult& r) {
+  const config::Health& h = config_->health;
+  ServerStatus& s = p->status;
+  const ServerHealth before = s.health;
+  const ServerRole role_before = s.role;
+  s.last_probe = std::chrono::system_clock::now();
+  s.last_probe_ok = r.ok;
+  if (r.ok) {
+    s.consecutive_failures = 0;
+    ++s.consecutive_successes;
+    s.role = r.in_recovery ? ServerRole::Replica : ServerRole::Primary;
+    s.lag_seconds = r.lag_seconds;
+    s.last_error.clear();
+    if (s.health != ServerHealth::Up && s.consecutive_successes >= h.successes_before_up) s.health = ServerHealth::Up;
+  } else {
+    s.consecutive_successes = 0;
+    ++s.consecutive_failures;
+    s.last_error = r.error;
+    if (s.consecutive_failures >= h.failures_before_down) s.health = ServerHealth::Down;
+  }
+  if (s.health != before || s.role != role_before) {
+    auto line = s.health == ServerHealth::Down ? log_warn("server_health") : log_info("server_health");
+    line.kv("server", p->key).kv("health", to_string(s.health)).kv("role", to_string(s.role));
+    if (!r.ok) line.kv("error", r.error);
+  }
+  rebuild_locked();
+}
+
+void HealthMonitor::rebuild_locked() {
+  auto snap = std::make_shared<TopologySnapshot>();
+  snap->version = ++version_;
+  for (auto& [name, st] : dbs_) {
+    DatabaseTopology t;
+    t.name = name;
+    t.paused = st.paused;
+    for (const auto& key : st.keys) {
+      ServerStatus s = probed_.at(key)->status;
+      s.refused = false;
+      t.servers.push_back(std::move(s));
+    }
+    // Roles come from the servers: keep the primary already serving while it says so;
+    // else take the configured one, else a promoted replica. Never two primaries.
+    const int chosen = choose_primary(t.servers, st.primary);
+    if (chosen != st.primary) {
+      log_warn("primary_changed")
+          .kv("database", name)
+          .kv("from", st.primary >= 0 ? st.keys[static_cast<std::size_t>(st.primary)] : std::string("none"))
+          .kv("to", st.keys[static_cast<std::size_t>(chosen)]);
+      st.primary = chosen;
+    }
+    t.primary = st.primary;
+    if (refuse_other_primaries(t.servers, t.primary) > 0) {
+      for (const ServerStatus& other : t.servers) {
+        if (!other.refused) continue;
+        log_error("two_primaries")
+            .kv("database", name)
+            .kv("serving", st.keys[static_cast<std::size_t>(t.primary)])
+            .kv("refused", other.key)
+            .kv("detail", "both report they are not in recovery; writes stay on the serving one");
+      }
+    }
+    snap->databases.emplace(name, std::move(t));
+  }
+  snapshot_ = snap;
+  if (publish_) publish_(snap);
+}
+
+bool HealthMonitor::pause(const std::string& database, bool paused) {
+  std::lock_guard lock(mu_);
+  auto it = dbs_.find(database);
+  if (it == dbs_.end()) return false;
+  it->second.paused = paused;
+  rebuild_locked();
+  return true;
+}
+
+bool HealthMonitor::repoint(const std::string& database, const config::ServerAddress& address) {
+  std::lock_guard lock(mu_);
+  auto it = dbs_.find(database);
+  if (it == dbs_.end()) return false;
+  const config::Database* db = config_->find_database(database);
+  ensure_probed(address, address.dbname.empty() ? (db != nullptr ? db->name : database) : address.dbname);
+  DbState& st = it->second;
+  const std::string key = server_key(address);
+  // The new primary takes slot 0; if it was a replica of this entry, it leaves that slot.
+  for (std::size_t i = 1; i < st.keys.size(); ++i)
+    if (st.keys[i] == key) {
+      st.keys.erase(st.keys.begin() + static_cast<std::ptrdiff_t>(i));
+      break;
+    }
+  st.keys[0] = key;
+  st.primary = 0;
+  st.paused = false;
+  log_warn("switchover_done").kv("database", database).kv("primary", key);
+  rebuild_locked();
+  return true;
+}
+
+}  // namespace pgsidecar::proxy

@@ -1,0 +1,214 @@
+#include "proxy/runtime/worker.h"
+
+#include "proxy/core/log.h"
+#include "proxy/runtime/listener.h"
+
+namespace pgsidecar::proxy {
+
+namespace {
+// The worker's housekeeping timer: pool timeouts, route waits, starvation.
+constexpr uint64_t kTickMs = 100;
+// Client timeouts (login, idle) are checked every this many ticks (once a second) rather
+// than with a timer per client, which would cost every idle client memory.
+constexpr unsigned kClientCheckTicks = 10;
+}  // namespace
+
+Worker::Worker(RuntimeServices& runtime, int id, std::shared_ptr<const config::Config> config)
+    : runtime_(runtime), config_(std::move(config)), loop_(id), resources_(*config_) {
+  uv_timer_init(loop_.uv(), &tick_);
+  tick_.data = this;
+}
+
+Worker::~Worker() {
+  // The loop has stopped with every handle closed (stop_on_loop); run the close callbacks
+  // still pending before the listeners they point at go.
+  uv_run(loop_.uv(), UV_RUN_NOWAIT);
+}
+
+bool Worker::listen(std::string& error) {
+  const config::Listen& l = config_->listen;
+  auto tcp = std::make_unique<Listener>(*this);
+  if (!tcp->listen_tcp(l.address, l.port, error)) return false;
+  listeners_.push_back(std::move(tcp));
+  if (id() == 0 && !l.unix_socket_dir.empty()) {
+    auto unix_listener = std::make_unique<Listener>(*this);
+    const std::string path = l.unix_socket_dir + "/.s.PGSQL." + std::to_string(l.port);
+    if (!unix_listener->listen_unix(path, error)) return false;
+    listeners_.push_back(std::move(unix_listener));
+  }
+  return true;
+}
+
+void Worker::start() {
+  uv_timer_start(&tick_, &Worker::on_tick, kTickMs, kTickMs);
+  thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() { uv_run(loop_.uv(), UV_RUN_DEFAULT); }
+
+void Worker::request_stop() {
+  post([this] { stop_on_loop(); });
+}
+
+// Graceful stop: accept no one new, close idle clients now and busy ones at the end of
+// their transaction; after drain_timeout close whatever is left. The tick finishes it.
+void Worker::stop_on_loop() {
+  if (stopping_) return;
+  stopping_ = true;
+  drain_deadline_ = loop_.now() + config_->listen.drain_timeout;
+  for (auto& l : listeners_) l->close();
+  std::vector<ClientSession*> all;
+  for (auto& [id, s] : sessions_) all.push_back(s.get());
+  for (ClientSession* s : all) s->drain();
+  continue_stop();
+}
+
+void Worker::continue_stop() {
+  if (finished_) return;
+  if (!sessions_.empty() && loop_.now() < drain_deadline_) return;
+  finished_ = true;
+  std::vector<ClientSession*> all;
+  for (auto& [id, s] : sessions_) all.push_back(s.get());
+  for (ClientSession* s : all) s->close("drain_timeout reached");
+  for (auto& [key, pool] : pools_) pool->close_all();
+  uv_timer_stop(&tick_);
+  uv_close(reinterpret_cast<uv_handle_t*>(&tick_), nullptr);
+  loop_.close();
+  // uv_run returns once the remaining handles have closed.
+}
+
+void Worker::set_topology(std::shared_ptr<const TopologySnapshot> snapshot) {
+  topology_ = std::move(snapshot);
+  // Idle connections to a server that no database entry uses any more are closed.
+  for (auto& [key, pool] : pools_) {
+    const DatabaseTopology* t = topology_->find(key.database);
+    bool used = false;
+    if (t != nullptr)
+      for (const auto& s : t->servers) used = used || s.key == key.server;
+    if (!used) pool->close_idle();
+  }
+  std::vector<RouteWaiter> waiters;
+  waiters.swap(route_waiters_);
+  for (const RouteWaiter& w : waiters)
+    if (ClientSession* s = find_session(w.session)) s->retry_route();
+}
+
+void Worker::wait_for_route(SessionId id, std::chrono::steady_clock::time_point deadline) {
+  route_waiters_.push_back(RouteWaiter{id, deadline});
+}
+
+void Worker::cancel_route_wait(SessionId id) {
+  for (auto it = route_waiters_.begin(); it != route_waiters_.end(); ++it)
+    if (it->session == id) {
+      route_waiters_.erase(it);
+      return;
+    }
+}
+
+void Worker::expire_route_waiters(std::chrono::steady_clock::time_point now) {
+  std::vector<SessionId> expired;
+  for (auto it = route_waiters_.begin(); it != route_waiters_.end();) {
+    if (it->deadline <= now) {
+      expired.push_back(it->session);
+      it = route_waiters_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (SessionId id : expired)
+    if (ClientSession* s = find_session(id)) s->route_wait_expired();
+}
+
+void Worker::resume_later(SessionId id) { loop_.defer(&Worker::on_resume, this, id); }
+
+void Worker::on_resume(void* self, uint64_t session) {
+  if (ClientSession* s = static_cast<Worker*>(self)->find_session(session)) s->resume();
+}
+
+void Worker::on_tick(uv_timer_t* t) {
+  auto* self = static_cast<Worker*>(t->data);
+  const auto now = self->loop_.now();
+  if (self->stopping_) {
+    self->continue_stop();
+    if (self->finished_) return;
+  }
+  for (auto& [key, pool] : self->pools_) pool->tick(now);
+  self->expire_route_waiters(now);
+  if (++self->ticks_ % kClientCheckTicks == 0) self->check_client_timeouts(now);
+}
+
+void Worker::check_client_timeouts(std::chrono::steady_clock::time_point now) {
+  std::vector<ClientSession*> idle, late;
+  for (auto& [pid, s] : sessions_) {
+    if (s->login_expired(now)) {
+      late.push_back(s.get());
+    } else if (s->idle_expired(now)) {
+      idle.push_back(s.get());
+    }
+  }
+  for (ClientSession* s : late) s->login_timed_out();
+  for (ClientSession* s : idle) s->close_idle();
+}
+
+int32_t Worker::new_virtual_pid() {
+  // Random, so that cancel keys are not guessable from one's own; unique among live clients.
+  for (;;) {
+    uint32_t low = 0;
+    random_bytes(std::as_writable_bytes(std::span(&low, 1)));
+    const int32_t pid = make_virtual_pid(id(), low);
+    if ((low & kVirtualPidLowMask) != 0 && sessions_.count(pid) == 0) return pid;
+  }
+}
+
+void Worker::accept_client(uv_stream_t* listener, bool is_tcp) {
+  const int limit = config_->listen.max_client_connections;
+  const int32_t pid = new_virtual_pid();
+  const SessionId id = make_session_id(next_session_++, pid);
+  int32_t secret = 0;
+  random_bytes(std::as_writable_bytes(std::span(&secret, 1)));
+  auto session = std::make_unique<ClientSession>(*this, id, pid, secret);
+  ClientSession* raw = session.get();
+  sessions_.emplace(pid, std::move(session));
+  runtime_.client_count().fetch_add(1);
+  if (!raw->accept_from(listener, is_tcp)) return;
+  if (runtime_.client_count().load() > limit) raw->reject_too_many(limit);
+}
+
+void Worker::forget(ClientSession& session) {
+  runtime_.client_count().fetch_sub(1);
+  sessions_.erase(session.virtual_pid());  // deletes it
+}
+
+ClientSession* Worker::find_session(SessionId id) {
+  auto it = sessions_.find(virtual_pid_of(id));
+  return it == sessions_.end() || it->second->id() != id ? nullptr : it->second.get();
+}
+
+ClientSession* Worker::find_session_by_pid(int32_t virtual_pid) {
+  auto it = sessions_.find(virtual_pid);
+  return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+PoolShard& Worker::pool_for(const std::shared_ptr<const config::Config>& config, const config::Database& database,
+                            const config::User& user, const config::ServerAddress& server) {
+  PoolKey key{database.name, user.name, server_key(server)};
+  auto it = pools_.find(key);
+  if (it != pools_.end()) return *it->second;
+  auto limits = runtime_.pools().get(key, database.pool.size);
+  auto shard = std::make_unique<PoolShard>(loop_, runtime_, *this, key, config, database, user, server,
+                                           std::move(limits));
+  PoolShard& ref = *shard;
+  pools_.emplace(std::move(key), std::move(shard));
+  return ref;
+}
+
+PoolShard* Worker::find_pool(const PoolKey& key) {
+  auto it = pools_.find(key);
+  return it == pools_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace pgsidecar::proxy

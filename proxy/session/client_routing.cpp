@@ -1,0 +1,205 @@
+// ClientSession, part three: routing each transaction (read or write, which server, wait
+// for the primary) and replaying a read whose server died before its answer started.
+#include "protocol/frontend.h"
+#include "protocol/tags.h"
+#include "protocol/wire.h"
+#include "proxy/core/log.h"
+#include "proxy/pooling/server_conn.h"
+#include "proxy/session/client_session.h"
+#include "sql/classify_cache.h"
+#include "sql/classify_quick.h"
+
+namespace pgsidecar::proxy {
+
+using protocol::FrontendTag;
+using protocol::tag;
+
+namespace {
+
+// A replayed read request is at most this big; a larger one is not retried.
+constexpr std::size_t kMaxRetryBytes = 64 * 1024;
+
+ProxyErrc route_failure_error(Route::Failure f) {
+  switch (f) {
+    case Route::Failure::NoHealthyServer: return ProxyErrc::NoHealthyServer;
+    case Route::Failure::PrimaryUnavailable:
+    case Route::Failure::None: break;
+  }
+  return ProxyErrc::PrimaryUnavailable;
+}
+
+}  // namespace
+
+// Read or write, from the first message of a transaction. When in doubt: write.
+Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h) {
+  // Without replicas every transaction goes to the primary (and waits for it): no need to know.
+  if (database_->replicas.empty()) return Intent::Write;
+  const std::string* default_ro = params_.find("default_transaction_read_only");
+  const bool read_only_default = default_ro != nullptr && *default_ro == "on";
+  std::string_view sql;
+  if (in.size() >= h.total_size()) {
+    const auto body = in.subspan(5, h.body_size());
+    if (t == tag(FrontendTag::Query)) {
+      protocol::parse_query(body, sql);
+    } else if (t == tag(FrontendTag::Parse)) {
+      protocol::ParseMessage parse;
+      if (protocol::parse_parse(body, parse)) sql = parse.query;
+    } else if (t == tag(FrontendTag::Bind) || t == tag(FrontendTag::Describe)) {
+      std::string_view portal, name;
+      char kind = 'S';
+      const bool ok = t == tag(FrontendTag::Bind)
+                          ? protocol::peek_bind_names(body, h.body_size(), portal, name) == protocol::PeekStatus::Ok
+                          : protocol::parse_describe(body, kind, name);
+      if (ok && kind == 'S')
+        if (const PreparedStatement* stmt = statements_.find(name)) sql = stmt->query;
+    }
+  }
+  if (sql.empty()) return read_only_default ? Intent::Read : Intent::Write;
+  switch (sql::quick_classify(sql)) {
+    case sql::QuickVerdict::Read: return Intent::Read;
+    case sql::QuickVerdict::Write: return Intent::Write;
+    case sql::QuickVerdict::Unsure: break;
+  }
+  const sql::Classification& c = host_.resources().classifier.classify(sql);
+  // Write first: BEGIN READ WRITE or SERIALIZABLE READ ONLY must not reach a replica.
+  if (c.kind == sql::StatementKind::Write) return Intent::Write;
+  if (c.begins_read_only) return Intent::Read;
+  // A plain BEGIN may be followed by anything, unless the session defaults to read-only.
+  if (c.transaction_control) return read_only_default ? Intent::Read : Intent::Write;
+  return Intent::Read;
+}
+
+// Picks the server for this transaction and asks its pool for a connection. Afterwards
+// lease_ says what happened: Linked (a server at once), WaitingInPool, WaitingForRoute;
+// or None with pending_error_ set (refused); or, logging in, the login has finished or failed.
+void ClientSession::route_and_acquire(Intent intent) {
+  const DatabaseTopology* topology = host_.topology().find(database_->name);
+  if (topology == nullptr || topology->servers.empty()) {
+    route_wait_.deadline.reset();
+    fail_route(make_error(ProxyErrc::NoServerKnown, {database_->name}));
+    return;
+  }
+  const Route r = route_transaction(intent, *database_, *topology, retry_.avoid, rotation_++);
+  switch (r.kind) {
+    case Route::Kind::Server: {
+      route_wait_.deadline.reset();
+      routed_server_ = r.server;
+      routed_intent_ = intent;
+      retry_.capturing = intent == Intent::Read && !retry_.used && topology->servers.size() > 1 &&
+                         database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
+      retry_.bytes.clear();
+      const ServerStatus& target = topology->servers[static_cast<std::size_t>(r.server)];
+      // No lookup per transaction: the pool of the server routed to last time is kept.
+      if (cached_pool_ == nullptr || cached_pool_->key().server != target.key)
+        cached_pool_ = &host_.pool_for(config_, *database_, *user_, target.address);
+      acquire_from(*cached_pool_);
+      return;
+    }
+    case Route::Kind::WaitForPrimary:
+    case Route::Kind::Paused: {
+      const auto now = host_.loop().now();
+      route_wait_.pause = r.kind == Route::Kind::Paused;
+      const auto bound = route_wait_.pause ? database_->pool.query_wait_timeout : database_->write_wait;
+      if (!route_wait_.deadline) route_wait_.deadline = now + bound;
+      if (*route_wait_.deadline <= now) {
+        route_wait_.deadline.reset();
+        fail_route(route_wait_.pause
+                       ? make_error(ProxyErrc::SwitchoverPauseExpired, {database_->name, std::to_string(bound.count())})
+                       : make_error(ProxyErrc::WriteWaitExpired, {database_->name, std::to_string(bound.count())}));
+        return;
+      }
+      lease_ = Lease::WaitingForRoute;
+      host_.wait_for_route(id_, *route_wait_.deadline);
+      return;
+    }
+    case Route::Kind::Fail:
+      route_wait_.deadline.reset();
+      fail_route(make_error(route_failure_error(r.failure), {database_->name}));
+      return;
+  }
+}
+
+void ClientSession::acquire_from(PoolShard& pool) {
+  pool_ = &pool;
+  if (phase_ == ClientPhase::LoggingIn) {
+    ParamMap server_params;
+    if (pool.limits().load_server_params(server_params)) {
+      finish_login(server_params);
+      return;
+    }
+  }
+  Acquired got = pool.acquire(*this);
+  switch (got.kind) {
+    case Acquired::Kind::Leased:
+      if (phase_ == ClientPhase::LoggingIn) {
+        // Only the server's parameters were wanted: give it straight back.
+        const ParamMap params = got.server->params();
+        got.server->detach();
+        pool.release(*got.server, ReleaseKind::Reusable);
+        finish_login(params);
+        return;
+      }
+      link_server(*got.server);
+      return;
+    case Acquired::Kind::Queued:
+      lease_ = Lease::WaitingInPool;
+      return;
+    case Acquired::Kind::Refused:
+      fail_route(std::move(got.error));
+      return;
+  }
+}
+
+void ClientSession::fail_route(ProxyError e) {
+  lease_ = Lease::None;
+  if (phase_ == ClientPhase::LoggingIn) {
+    send_error(e.as_fatal(), false);
+    return;
+  }
+  pending_error_ = std::make_unique<ProxyError>(std::move(e));
+}
+
+void ClientSession::retry_route() {
+  if (lease_ != Lease::WaitingForRoute || closed()) return;
+  lease_ = Lease::None;
+  if (phase_ == ClientPhase::LoggingIn) {
+    route_and_acquire(Intent::Read);
+    if (phase_ != ClientPhase::Ready) return;
+  }
+  process_input();
+}
+
+void ClientSession::route_wait_expired() {
+  if (lease_ != Lease::WaitingForRoute || closed()) return;
+  const bool pause = route_wait_.pause;
+  const auto waited = pause ? database_->pool.query_wait_timeout : database_->write_wait;
+  route_wait_.deadline.reset();
+  fail_route(pause ? make_error(ProxyErrc::SwitchoverPauseExpired, {database_->name, std::to_string(waited.count())})
+                   : make_error(ProxyErrc::WriteWaitExpired, {database_->name, std::to_string(waited.count())}));
+  process_input();
+}
+
+// A read whose server dies before any byte of its answer reached the client is replayed
+// once on another server: keep a copy of what was sent until the answer starts.
+void ClientSession::capture_for_retry(const std::byte* p, std::size_t n) {
+  if (!retry_.capturing) return;
+  if (retry_.bytes.size() + n > kMaxRetryBytes) {
+    retry_.capturing = false;
+    retry_.bytes.clear();
+    return;
+  }
+  retry_.bytes.insert(retry_.bytes.end(), p, p + n);
+}
+
+void ClientSession::on_response_started() {
+  retry_.capturing = false;
+  retry_.bytes.clear();
+}
+
+void ClientSession::replay_request() {
+  retry_.replay_pending = false;
+  input_.prepend(retry_.bytes);
+  retry_.bytes.clear();
+}
+
+}  // namespace pgsidecar::proxy

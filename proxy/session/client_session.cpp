@@ -1,0 +1,666 @@
+#include "proxy/session/client_session.h"
+
+#include "protocol/frontend.h"
+#include "protocol/framer.h"
+#include "protocol/messages.h"
+#include "protocol/tags.h"
+#include "protocol/wire.h"
+#include "proxy/core/log.h"
+#include "proxy/io/owned_write.h"
+#include "proxy/pooling/server_conn.h"
+#include "proxy/session/settings_sync.h"
+#include "sql/sql_syntax.h"
+
+namespace pgsidecar::proxy {
+
+using protocol::FrontendTag;
+using protocol::tag;
+
+namespace {
+
+const char* phase_name(ClientPhase p) {
+  switch (p) {
+    case ClientPhase::Startup: return "startup";
+    case ClientPhase::Authenticating: return "authenticating";
+    case ClientPhase::LoggingIn: return "logging_in";
+    case ClientPhase::Ready: return "ready";
+    case ClientPhase::Admin: return "admin";
+    case ClientPhase::AdminBusy: return "admin_busy";
+    case ClientPhase::Failing: return "failing";
+    case ClientPhase::Closed: return "closed";
+  }
+  return "?";
+}
+
+// Enough of a Bind or Query to read the names or keywords pgsidecar looks at.
+constexpr std::size_t kPeekBytes = 4096;
+// Prepared statements a client may have before its pool's max_prepared_statements applies.
+constexpr std::size_t kDefaultStatementLimit = 1000;
+
+bool is_forwarded_tag(char t) {
+  switch (t) {
+    case tag(FrontendTag::Query): case tag(FrontendTag::Parse): case tag(FrontendTag::Bind):
+    case tag(FrontendTag::Describe): case tag(FrontendTag::Execute): case tag(FrontendTag::Close):
+    case tag(FrontendTag::Sync): case tag(FrontendTag::Flush): case tag(FrontendTag::FunctionCall):
+    case tag(FrontendTag::CopyData): case tag(FrontendTag::CopyDone): case tag(FrontendTag::CopyFail):
+      return true;
+    default:
+      return false;
+  }
+}
+
+// How much of a message must be in the buffer before deciding what to do with it.
+std::size_t bytes_needed(const protocol::FrameHeader& h) {
+  const char t = h.tag;
+  if (t == tag(FrontendTag::Parse) || t == tag(FrontendTag::Describe) || t == tag(FrontendTag::Close))
+    return h.total_size();
+  if (t == tag(FrontendTag::Bind) || t == tag(FrontendTag::Query)) return std::min(h.total_size(), kPeekBytes);
+  return 5;
+}
+
+}  // namespace
+
+ClientSession::ClientSession(SessionHost& host, SessionId id, int32_t virtual_pid, int32_t virtual_secret)
+    : host_(host),
+      id_(id),
+      virtual_pid_(virtual_pid),
+      virtual_secret_(virtual_secret),
+      handles_(this, &ClientSession::on_last_handle_closed),
+      input_(host.loop().buffers()),
+      config_(host.current_config()),
+      statements_(kDefaultStatementLimit) {
+  last_activity_ = host.loop().now();
+}
+
+ClientSession::~ClientSession() {
+  if (forward_ != nullptr) host_.loop().batches().give(std::move(forward_));
+}
+
+OutboundBatch& ClientSession::forward() {
+  if (forward_ == nullptr) forward_ = host_.loop().batches().take();
+  return *forward_;
+}
+
+bool ClientSession::accept_from(uv_stream_t* listener, bool is_tcp) {
+  stream_.init(host_.loop().uv(), is_tcp, handles_);
+  login_ = std::make_unique<LoginState>();
+  login_->accepted_at = host_.loop().now();
+  if (uv_accept(listener, stream_.stream) != 0) {
+    close("accept failed");
+    return false;
+  }
+  if (is_tcp) uv_tcp_nodelay(&stream_.tcp, 1);
+  reading_ = true;
+  uv_read_start(stream_.stream, &ClientSession::on_alloc, &ClientSession::on_read);
+  return true;
+}
+
+void ClientSession::set_phase(ClientPhase next, const char* why) {
+  log_debug("client_state")
+      .kv("worker", host_.loop().id())
+      .kv("session", static_cast<long long>(id_))
+      .kv("from", phase_name(phase_))
+      .kv("to", phase_name(next))
+      .kv("reason", why);
+  phase_ = next;
+}
+
+bool ClientSession::between_transactions() const {
+  return exchange_.tx_status == 'I' && server_ != nullptr && server_->idle_in_sync() && !exchange_.extended;
+}
+
+void ClientSession::close(std::string_view reason) {
+  if (closed()) return;
+  if (phase_ == ClientPhase::Ready || phase_ == ClientPhase::LoggingIn)
+    log_debug("client_closed").kv("worker", host_.loop().id()).kv("session", static_cast<long long>(id_)).kv("reason", reason);
+  set_phase(ClientPhase::Closed, "close");
+  release_on_close();
+  if (reading_) uv_read_stop(stream_.stream);
+  reading_ = false;
+  handles_.close(stream_.handle());
+}
+
+// Whatever the session held or awaited goes back. Mid-transaction or mid-exchange the
+// server's state is unknown to the next client: it is closed.
+void ClientSession::release_on_close() {
+  if (lease_ == Lease::WaitingInPool && pool_ != nullptr) pool_->cancel_wait(id_);
+  if (lease_ == Lease::WaitingForRoute) host_.cancel_route_wait(id_);
+  if (lease_ == Lease::Linked && server_ != nullptr) {
+    ServerConn* s = server_;
+    const bool clean = between_transactions();
+    ReleaseKind kind = ReleaseKind::Close;
+    if (clean) kind = session_mode_ ? ReleaseKind::Reset : ReleaseKind::Reusable;
+    server_ = nullptr;
+    s->detach();
+    pool_->release(*s, kind);
+  }
+  lease_ = Lease::None;
+}
+
+void ClientSession::on_last_handle_closed(void* self) { static_cast<ClientSession*>(self)->maybe_free(); }
+
+void ClientSession::maybe_free() {
+  if (!closed() || handles_.open() > 0 || own_writes_ > 0 || write_in_flight()) return;
+  host_.forget(*this);  // deletes *this
+}
+
+void ClientSession::login_timed_out() {
+  if (phase_ != ClientPhase::Startup && phase_ != ClientPhase::Authenticating && phase_ != ClientPhase::LoggingIn)
+    return;
+  fail_login(make_error(ProxyErrc::LoginTimeout));
+}
+
+void ClientSession::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+  auto* self = static_cast<ClientSession*>(h->data);
+  // An idle client holds no buffer; reading its next request (or its goodbye) into the
+  // worker's scratch space means thousands of idle clients closing at once take no memory.
+  *buf = self->input_.holds_memory() ? self->input_.free_space() : self->host_.loop().buffers().scratch();
+}
+
+void ClientSession::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+  auto* self = static_cast<ClientSession*>(s->data);
+  if (nread == UV_ENOBUFS || nread == 0) return;
+  if (nread < 0) {
+    self->close(nread == UV_EOF ? "client disconnected" : uv_strerror(static_cast<int>(nread)));
+    return;
+  }
+  if (self->input_.holds_memory()) {
+    self->input_.commit(static_cast<std::size_t>(nread));
+  } else {
+    // Worked on in place; finish_pass() keeps what is left before returning.
+    self->input_.borrow({reinterpret_cast<std::byte*>(buf->base), BufferPool::kChunkSize},
+                        static_cast<std::size_t>(nread));
+  }
+  self->last_activity_ = self->host_.loop().now();
+  self->process_input();
+}
+
+void ClientSession::resume() {
+  if (!closed()) process_input();
+}
+
+// The one entry to the session's work: a read, a completed write, or a deferred resume.
+// Callbacks from the pool or a server never call it directly (they defer a resume()), so
+// no pass ever starts inside another.
+void ClientSession::process_input() {
+  if (retry_.replay_pending && !write_in_flight()) replay_request();
+  for (;;) {
+    if (closed() || phase_ == ClientPhase::Failing) break;
+    if (phase_ == ClientPhase::Startup || phase_ == ClientPhase::Authenticating) {
+      if (!process_startup()) break;
+      if (phase_ == ClientPhase::Startup || phase_ == ClientPhase::Authenticating) break;
+      continue;  // logged in at once: go on with what followed the login
+    }
+    Pass pass = Pass::Stop;
+    if (phase_ == ClientPhase::Ready) pass = process_messages();
+    if (phase_ == ClientPhase::Admin) pass = process_admin_messages();
+    if (pass == Pass::Stop) break;
+  }
+  finish_pass();
+}
+
+void ClientSession::finish_pass() {
+  // Scratch space is read into again by the next read on this worker: whatever of it is
+  // still unread moves to a chunk of this client's own (flush_forward() copied any part
+  // of a forward that had to be queued).
+  input_.end_borrow();
+  if (closed()) return;
+  if (!write_in_flight()) {
+    input_.compact();
+    if (server_ == nullptr) {
+      // Between transactions: an idle client holds neither a read buffer nor a batch, and
+      // one queued for a server keeps its request in a small chunk.
+      input_.release_if_empty();
+      input_.shrink();
+      if (forward_ != nullptr) host_.loop().batches().give(std::move(forward_));
+    }
+    // A client with a server reads into a full chunk (a COPY streams in large reads). So
+    // does one whose small chunk is full: it may hold the start of a request that needs
+    // more, and nothing else would make room.
+    if (server_ != nullptr || input_.full()) input_.expand();
+  }
+  // Read only while there is room: a full buffer waits for the write that drains it. After
+  // a FATAL error nothing more is read; the close follows its write.
+  const bool want = phase_ != ClientPhase::Failing && !input_.full();
+  if (want && !reading_) {
+    reading_ = true;
+    uv_read_start(stream_.stream, &ClientSession::on_alloc, &ClientSession::on_read);
+  } else if (!want && reading_) {
+    reading_ = false;
+    uv_read_stop(stream_.stream);
+  }
+}
+
+void ClientSession::send_own(std::vector<std::byte> bytes) {
+  if (closed()) return;
+  ++own_writes_;
+  write_owned(stream_.stream, std::move(bytes), [this](int) {
+    --own_writes_;
+    if (phase_ == ClientPhase::Failing && own_writes_ == 0) close("closed after error");
+    maybe_free();
+  });
+}
+
+void ClientSession::send_error(const ProxyError& e, bool with_ready) {
+  std::vector<std::byte> out;
+  protocol::append_error_response(out, e.fields());
+  if (with_ready) protocol::append_ready_for_query(out, exchange_.tx_status);
+  if (e.fatal() && !closed()) {
+    // Read nothing more; the close follows the write.
+    if (reading_) uv_read_stop(stream_.stream);
+    reading_ = false;
+    release_on_close();
+    set_phase(ClientPhase::Failing, "fatal error");
+  }
+  send_own(std::move(out));
+}
+
+void ClientSession::protocol_error(std::string message) {
+  log_info("client_protocol_error")
+      .kv("worker", host_.loop().id())
+      .kv("session", static_cast<long long>(id_))
+      .kv("error", message);
+  send_error(make_error(ProxyErrc::ProtocolViolation, {message}), false);
+}
+
+bool ClientSession::idle_expired(std::chrono::steady_clock::time_point now) const {
+  if (phase_ != ClientPhase::Ready || database_ == nullptr) return false;
+  // Idle means between transactions; in session mode the client keeps its server meanwhile.
+  if (lease_ == Lease::WaitingInPool || lease_ == Lease::WaitingForRoute) return false;
+  if (lease_ == Lease::Linked && !(session_mode_ && between_transactions())) return false;
+  const auto limit = database_->pool.client_idle_timeout;
+  return limit.count() > 0 && now - last_activity_ > limit;
+}
+
+bool ClientSession::login_expired(std::chrono::steady_clock::time_point now) const {
+  return login_ != nullptr && !closed() && phase_ != ClientPhase::Failing &&
+         now - login_->accepted_at >= config_->auth.login_timeout;
+}
+
+void ClientSession::close_idle() {
+  send_error(make_error(ProxyErrc::ClientIdleTimeout, {std::to_string(database_->pool.client_idle_timeout.count())}),
+             false);
+}
+
+void ClientSession::drain() {
+  if (closed() || phase_ == ClientPhase::Failing) return;
+  draining_ = true;
+  const bool busy = (phase_ == ClientPhase::Ready && lease_ != Lease::None) || phase_ == ClientPhase::AdminBusy;
+  if (!busy) close_for_shutdown();
+  // Busy: closed at the end of its transaction (unlink_server / on_ready_for_query).
+}
+
+void ClientSession::close_for_shutdown() {
+  if (phase_ != ClientPhase::Ready && phase_ != ClientPhase::Admin && phase_ != ClientPhase::AdminBusy) {
+    close("shutting down");
+    return;
+  }
+  send_error(make_error(ProxyErrc::ShuttingDown), false);
+}
+
+void ClientSession::reject_too_many(int limit) {
+  fail_login(make_error(ProxyErrc::TooManyClients, {std::to_string(limit)}));
+}
+
+// ---- forwarding ----------------------------------------------------------------------
+
+ClientSession::Pass ClientSession::process_messages() {
+  const uint32_t max = config_->limits.max_message_size;
+  while (!write_in_flight() && phase_ == ClientPhase::Ready) {
+    const std::span<const std::byte> in = input_.unread();
+    if (in.empty()) break;
+    if (discard_ > 0) {
+      const std::size_t n = std::min(discard_, in.size());
+      input_.consume(n);
+      discard_ -= n;
+      continue;
+    }
+    if (passthrough_ > 0) {
+      const std::size_t n = std::min(passthrough_, in.size());
+      capture_for_retry(input_.read_pos(), n);
+      forward().add_input(input_.read_pos(), n);
+      input_.consume(n);
+      passthrough_ -= n;
+      continue;
+    }
+    protocol::FrameHeader h;
+    std::string error;
+    const auto status = protocol::peek_header(in, h, max, &error);
+    if (status == protocol::FrameStatus::NeedMore) break;
+    if (status == protocol::FrameStatus::Invalid) {
+      protocol_error(error);
+      return Pass::Stop;
+    }
+    if (h.tag == tag(FrontendTag::Terminate)) {
+      close("client sent Terminate");
+      return Pass::Stop;
+    }
+    if (!is_forwarded_tag(h.tag)) {
+      const char t = h.tag;
+      protocol_error(std::string("unexpected message type '") + (t >= 0x20 && t < 0x7f ? t : '?') + "' from client");
+      return Pass::Stop;
+    }
+    if (in.size() < bytes_needed(h)) {
+      if (!forward_empty()) break;  // growing would move bytes the pending write points at
+      if (!input_.reserve_unread(bytes_needed(h), static_cast<std::size_t>(max) + 1)) {
+        protocol_error("message too large");
+        return Pass::Stop;
+      }
+      break;
+    }
+    const Step step = forward_message(h, in);
+    if (step == Step::Stop) return Pass::Stop;
+    if (step == Step::Wait) break;
+  }
+  // A batch written at once has no completion to continue from: if input is left (a
+  // message that must first grow the buffer, say), make another pass.
+  if (flush_forward() && !input_.unread().empty() && phase_ == ClientPhase::Ready) return Pass::Again;
+  return Pass::Stop;
+}
+
+// One whole (or peeked) message: answered here, queued for a server, or forwarded.
+ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& h, std::span<const std::byte> in) {
+  if (lease_ != Lease::Linked) {
+    if (pending_error_) return answer_refused(h, in);
+    if (lease_ != Lease::None) return Step::Wait;  // a server or a route is coming
+    const Step step = acquire_for(h, in);
+    if (step != Step::Next) return step;
+    if (pending_error_) return Step::Next;  // refused at once: the error answers this request
+    if (lease_ != Lease::Linked) return Step::Wait;
+  }
+  forward_dest_ = server_->stream();  // a batch goes to one server: it was linked before any byte
+  const std::span<const std::byte> body = in.subspan(5, std::min(h.body_size(), in.size() - 5));
+  if (!note_for_server(h, body)) return Step::Stop;
+  const std::size_t n = std::min(h.total_size(), in.size());
+  capture_for_retry(input_.read_pos(), n);
+  forward().add_input(input_.read_pos(), n);
+  input_.consume(n);
+  passthrough_ = h.total_size() - n;
+  return Step::Next;
+}
+
+// The pool refused us: drop this request up to its Sync (or the Query) and answer it.
+ClientSession::Step ClientSession::answer_refused(const protocol::FrameHeader& h, std::span<const std::byte> in) {
+  input_.consume(std::min(h.total_size(), in.size()));
+  passthrough_ = 0;
+  if (in.size() < h.total_size()) discard_ = h.total_size() - in.size();
+  if (h.tag == tag(FrontendTag::Sync) || h.tag == tag(FrontendTag::Query)) {
+    const ProxyError e = std::move(*pending_error_);
+    pending_error_.reset();
+    exchange_.extended = false;
+    send_error(e, true);
+  }
+  return Step::Next;
+}
+
+// The first message of a transaction: prepared locally, or routed to a pool.
+ClientSession::Step ClientSession::acquire_for(const protocol::FrameHeader& h, std::span<const std::byte> in) {
+  if (h.tag == tag(FrontendTag::Parse)) {
+    const LocalPrepare local = try_prepare_locally(in, h);
+    if (local == LocalPrepare::Done) return Step::Next;
+    if (local == LocalPrepare::NeedMore) return Step::Wait;
+    if (closed() || phase_ == ClientPhase::Failing) return Step::Stop;
+  }
+  route_and_acquire(transaction_intent(h.tag, in, h));
+  return phase_ == ClientPhase::Ready ? Step::Next : Step::Stop;
+}
+
+// Tells the linked server what it is about to receive, so it keeps its books: replies it
+// owes, statements it holds. False when the message is malformed (the session failed).
+bool ClientSession::note_for_server(const protocol::FrameHeader& h, std::span<const std::byte> body) {
+  switch (h.tag) {
+    case tag(FrontendTag::Parse):
+      if (!handle_parse(body)) return false;
+      exchange_.extended = true;
+      return true;
+    case tag(FrontendTag::Bind): {
+      std::string_view portal, statement;
+      if (protocol::peek_bind_names(body, h.body_size(), portal, statement) != protocol::PeekStatus::Ok) {
+        protocol_error("malformed Bind message");
+        return false;
+      }
+      ensure_statement_on_server(statement);
+      exchange_.extended = true;
+      return true;
+    }
+    case tag(FrontendTag::Describe): {
+      char kind = 0;
+      std::string_view name;
+      if (!protocol::parse_describe(body, kind, name)) {
+        protocol_error("malformed Describe message");
+        return false;
+      }
+      if (kind == 'S') ensure_statement_on_server(name);
+      exchange_.extended = true;
+      return true;
+    }
+    case tag(FrontendTag::Close): {
+      char kind = 0;
+      std::string_view name;
+      if (!protocol::parse_close(body, kind, name)) {
+        protocol_error("malformed Close message");
+        return false;
+      }
+      if (kind == 'S' && !name.empty()) statements_.erase(name);
+      server_->client_sent_close(kind, name);
+      exchange_.extended = true;
+      return true;
+    }
+    case tag(FrontendTag::Execute):
+    case tag(FrontendTag::Flush):
+      exchange_.extended = true;
+      return true;
+    case tag(FrontendTag::Sync):
+      server_->client_sent_sync();
+      exchange_.extended = false;
+      return true;
+    case tag(FrontendTag::Query): {
+      const std::string target = deallocate_target(protocol::as_string_view(body));
+      if (!target.empty()) {
+        statements_.erase(target);
+        server_->client_deallocated(target);
+      }
+      server_->client_sent_sync();
+      return true;
+    }
+    case tag(FrontendTag::FunctionCall):
+      server_->client_sent_sync();
+      return true;
+    default:  // CopyData, CopyDone, CopyFail
+      return true;
+  }
+}
+
+bool ClientSession::handle_parse(std::span<const std::byte> body) {
+  protocol::ParseMessage parse;
+  if (!protocol::parse_parse(body, parse)) {
+    protocol_error("malformed Parse message");
+    return false;
+  }
+  if (parse.name.empty() || session_mode_) {
+    server_->client_sent_parse({}, 0, forward());
+    return true;
+  }
+  const auto added = statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count);
+  if (added == ClientStatements::AddResult::LimitReached) {
+    send_error(make_error(ProxyErrc::TooManyPreparedStatements, {std::to_string(statements_.size())}), false);
+    return false;
+  }
+  server_->client_sent_parse(parse.name, statement_fingerprint(parse.query, parse.param_types_raw), forward());
+  return true;
+}
+
+// A named Parse + Sync outside a transaction (libpq's PQprepare) is answered here: the
+// statement is recorded and Parsed on a server only when a Bind or Describe needs it. A
+// client blocked in a synchronous prepare then never waits for a server while its other
+// connections hold the pool's servers in open transactions (pgbench -M prepared would
+// deadlock otherwise). Syntax errors still come from a server: a statement that
+// PostgreSQL's grammar rejects takes the normal path.
+ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const std::byte> in,
+                                                               const protocol::FrameHeader& h) {
+  if (session_mode_ || exchange_.tx_status != 'I' || pending_error_) return LocalPrepare::No;
+  protocol::FrameHeader next;
+  const auto rest = in.subspan(h.total_size());
+  const auto status = protocol::peek_header(rest, next, config_->limits.max_message_size);
+  if (status == protocol::FrameStatus::NeedMore) return rest.size() < 5 ? LocalPrepare::NeedMore : LocalPrepare::No;
+  if (status != protocol::FrameStatus::Ready || next.tag != tag(FrontendTag::Sync) || rest.size() < next.total_size())
+    return LocalPrepare::No;
+  protocol::ParseMessage parse;
+  if (!protocol::parse_parse(in.subspan(5, h.body_size()), parse) || parse.name.empty()) return LocalPrepare::No;
+  if (statements_.find(parse.name) != nullptr) return LocalPrepare::No;  // the server reports 42P05
+  if (!sql::sql_syntax_ok(parse.query)) return LocalPrepare::No;
+  const auto added = statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count);
+  if (added == ClientStatements::AddResult::LimitReached) return LocalPrepare::No;  // handle_parse reports it
+  std::vector<std::byte> out;
+  protocol::append_parse_complete(out);
+  protocol::append_ready_for_query(out, 'I');
+  send_own(std::move(out));
+  input_.consume(h.total_size() + next.total_size());
+  return LocalPrepare::Done;
+}
+
+void ClientSession::ensure_statement_on_server(std::string_view name) {
+  if (name.empty() || session_mode_) return;
+  const PreparedStatement* stmt = statements_.find(name);
+  if (stmt == nullptr) return;  // unknown to us too: the server's error is the right answer
+  server_->ensure_statement(name, stmt->fingerprint, stmt->query, stmt->param_types, forward());
+}
+
+void ClientSession::reserve_whole_message(uint32_t max) {
+  // A message handled only when whole (login, admin console) and only partly read: room
+  // for all of it, or a full buffer would stop reading short of it. Its length is checked.
+  protocol::FrameHeader h;
+  if (protocol::peek_header(input_.unread(), h, max) == protocol::FrameStatus::Ready)
+    input_.reserve_unread(h.total_size(), std::size_t{max} + 1);
+}
+
+bool ClientSession::flush_forward() {
+  if (forward_empty() || write_in_flight()) return false;
+  const auto result =
+      forward_->flush(forward_dest_, this, &ClientSession::on_forward_written,
+                      input_.borrowed() ? OutboundBatch::Input::Scratch : OutboundBatch::Input::Owned);
+  if (result == OutboundBatch::Flush::Sent) return true;
+  if (result == OutboundBatch::Flush::Queued) return false;
+  // The server connection is broken: handled like any lost server (replay or FATAL).
+  if (server_ != nullptr) {
+    server_->close(std::string("write to server failed: ") + uv_strerror(forward_->error()));
+  } else {
+    close("write to server failed");
+  }
+  return false;
+}
+
+void ClientSession::on_forward_written(uv_write_t* req, int) {
+  auto* self = static_cast<ClientSession*>(req->data);
+  self->forward_->complete();
+  if (self->closed()) {
+    self->maybe_free();
+    return;
+  }
+  self->input_.compact();
+  self->process_input();
+}
+
+// ---- server lease --------------------------------------------------------------------
+
+void ClientSession::on_server_assigned(ServerConn& server) {
+  if (phase_ == ClientPhase::LoggingIn) {
+    // The lease was only to learn the server's parameters.
+    lease_ = Lease::None;
+    const ParamMap params = server.params();
+    server.detach();
+    pool_->release(server, ReleaseKind::Reusable);
+    finish_login(params);
+  } else {
+    link_server(server);
+  }
+  host_.resume_later(id_);
+}
+
+void ClientSession::link_server(ServerConn& server) {
+  lease_ = Lease::Linked;
+  server_ = &server;
+  std::shared_ptr<const ParamList> settings = params_.shared_entries();
+  const bool other_state = server.carries_other_session_state(id_, defaults_fp_);
+  if (!other_state && server.settings_match(settings))
+    return;  // these settings were the last made to match here, and nothing changed since
+  const auto sql = settings_sync_sql(params_, defaults_, defaults_fp_, server.params(), other_state);
+  if (sql) forward_dest_ = server.stream();
+  server.sync_settings(sql ? std::string_view(*sql) : std::string_view(), defaults_fp_, std::move(settings),
+                       forward());
+}
+
+void ClientSession::unlink_server(bool reusable) {
+  ServerConn* s = server_;
+  if (s == nullptr) return;
+  retry_ = RetryState{};  // the transaction is over
+  server_ = nullptr;
+  lease_ = Lease::None;
+  s->detach();
+  pool_->release(*s, reusable ? ReleaseKind::Reusable : ReleaseKind::Close);
+  if (draining_) close_for_shutdown();
+}
+
+void ClientSession::on_server_unavailable(const ProxyError& why) {
+  lease_ = Lease::None;
+  if (phase_ == ClientPhase::LoggingIn) {
+    ProxyError e = why;
+    send_error(e.as_fatal(), false);
+    return;
+  }
+  // A read that could not get a connection to its server tries another server once.
+  if (routed_intent_ == Intent::Read && is_connection_trouble(why.sqlstate) && !retry_.used && database_ != nullptr &&
+      database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads) {
+    retry_.used = true;
+    retry_.avoid = routed_server_;
+    log_info("read_rerouted")
+        .kv("worker", host_.loop().id())
+        .kv("session", static_cast<long long>(id_))
+        .kv("error", why.message);
+  } else {
+    // The connection stays usable: the request that needed a server gets this error.
+    pending_error_ = std::make_unique<ProxyError>(why);
+  }
+  host_.resume_later(id_);
+}
+
+void ClientSession::on_server_lost(std::string_view reason) {
+  server_ = nullptr;
+  lease_ = Lease::None;
+  if (closed() || phase_ == ClientPhase::Failing) return;
+  if (replay_possible()) {
+    log_info("read_replayed")
+        .kv("worker", host_.loop().id())
+        .kv("session", static_cast<long long>(id_))
+        .kv("bytes", static_cast<long long>(retry_.bytes.size()))
+        .kv("reason", reason);
+    retry_.used = true;
+    retry_.avoid = routed_server_;
+    retry_.capturing = false;
+    retry_.replay_pending = true;  // process_input() replays once no write is in flight
+    exchange_.extended = false;
+    exchange_.copy_in = false;
+    passthrough_ = 0;
+    host_.resume_later(id_);
+    return;
+  }
+  log_info("client_server_lost")
+      .kv("worker", host_.loop().id())
+      .kv("session", static_cast<long long>(id_))
+      .kv("reason", reason);
+  send_error(make_error(ProxyErrc::ServerLost, {database_name_, reason}), false);
+}
+
+void ClientSession::on_ready_for_query(char tx_status) {
+  exchange_.tx_status = tx_status;
+  if (server_ == nullptr) return;
+  if (session_mode_) {
+    if (draining_ && between_transactions()) close_for_shutdown();  // the server goes back with a reset
+    return;
+  }
+  if (between_transactions() && !exchange_.copy_in) unlink_server(true);
+}
+
+void ClientSession::on_parameter_status(std::string_view name, std::string_view value) { params_.set(name, value); }
+
+}  // namespace pgsidecar::proxy

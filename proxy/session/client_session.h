@@ -1,0 +1,241 @@
+// One client connection: startup and authentication (client_login.cpp), routing and
+// replay (client_routing.cpp), the admin console (client_admin.cpp), and the forwarding
+// state machine (client_session.cpp): frames the client's messages in place, leases a
+// server from the pool when work arrives, has the server re-create prepared statements
+// and settings it lacks, and forwards the rest as slices of its input buffer.
+#pragma once
+
+#include "proxy/session/layer.h"
+
+#include <uv.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/schema.h"
+#include "protocol/framer.h"
+#include "protocol/scram.h"
+#include "protocol/startup.h"
+#include "proxy/core/errors.h"
+#include "proxy/core/ids.h"
+#include "proxy/io/input_buffer.h"
+#include "proxy/io/outbound_batch.h"
+#include "proxy/io/uv_handle.h"
+#include "proxy/pooling/parameters.h"
+#include "proxy/pooling/pool_shard.h"
+#include "proxy/pooling/server_lessee.h"
+#include "proxy/routing/router.h"
+#include "proxy/session/client_statements.h"
+#include "proxy/session/session_host.h"
+
+namespace pgsidecar::proxy {
+
+class ServerConn;
+
+enum class ClientPhase {
+  Startup,         // waiting for StartupMessage, SSLRequest, GSSENCRequest or CancelRequest
+  Authenticating,  // an authentication exchange is in progress
+  LoggingIn,       // authenticated; learning the ParameterStatus values to report from a
+                   // pool (lease_ says whether a server is awaited for that)
+  Ready,           // logged in; forwarding, with or without a server (lease_)
+  Admin,           // logged into the admin console, ready for a command
+  AdminBusy,       // an admin command's reply is still to come; further commands wait
+  Failing,         // a FATAL error is being written; nothing more is read; then Closed
+  Closed,          // handles closing; the worker frees the object after the last one
+};
+
+// What the session holds or awaits from the pools, in LoggingIn and Ready.
+enum class Lease {
+  None,             // no server, none asked for
+  WaitingInPool,    // queued in pool_ for a server
+  WaitingForRoute,  // no server can take the transaction now (primary down, switchover):
+                    // waiting for a new topology snapshot or route_wait_.deadline
+  Linked,           // server_ is ours; bytes flow both ways
+};
+
+class ClientSession final : public ServerLessee {
+ public:
+  ClientSession(SessionHost& host, SessionId id, int32_t virtual_pid, int32_t virtual_secret);
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+  ~ClientSession();
+
+  // Takes an accepted connection from the listener's stream.
+  bool accept_from(uv_stream_t* listener, bool is_tcp);
+  void close(std::string_view reason);  // idempotent
+
+  SessionId id() const { return id_; }
+  int32_t virtual_pid() const { return virtual_pid_; }
+  int32_t virtual_secret() const { return virtual_secret_; }
+  ClientPhase phase() const { return phase_; }
+  ServerConn* server() { return server_; }
+  const std::string& user_name() const { return user_name_; }
+  const std::string& database_name() const { return database_name_; }
+
+  // From the worker.
+  bool idle_expired(std::chrono::steady_clock::time_point now) const;   // client_idle_timeout
+  bool login_expired(std::chrono::steady_clock::time_point now) const;  // [auth] login_timeout
+  void close_idle();
+  void reject_too_many(int limit);  // max_client_connections reached
+  void drain();                     // shutting down: close now if idle, else at the transaction's end
+  void retry_route();               // a new topology snapshot: try routing again
+  void route_wait_expired();        // write_wait (or the switchover pause) ran out
+  void login_timed_out();           // answers 57014 and closes (no-op once logged in)
+  void resume();                    // deferred work (io::Loop::defer) for this session
+
+  // ServerLessee: from the pool and the leased server connection.
+  SessionId lessee_id() const override { return id_; }
+  uv_stream_t* client_stream() override { return stream_.stream; }
+  void on_server_assigned(ServerConn& server) override;
+  void on_server_unavailable(const ProxyError& why) override;
+  void on_server_lost(std::string_view reason) override;
+  void on_ready_for_query(char tx_status) override;
+  void on_parameter_status(std::string_view name, std::string_view value) override;
+  void on_statements_reset() override { statements_.clear(); }
+  void on_response_started() override;
+  void on_copy_in(bool active) override { exchange_.copy_in = active; }
+  bool replay_possible() const override { return retry_.capturing && !retry_.used && !retry_.bytes.empty(); }
+
+ private:
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_forward_written(uv_write_t* req, int status);
+  static void on_last_handle_closed(void* self);
+
+  void set_phase(ClientPhase next, const char* why);
+  bool closed() const { return phase_ == ClientPhase::Closed; }
+  void process_input();
+  void finish_pass();  // after a pass: keep leftovers, size the buffer, start or stop reading
+
+  // client_login.cpp
+  bool process_startup();
+  void reserve_for_login_message();
+  void reserve_whole_message(uint32_t max);  // a typed message partly read: room for all
+  bool handle_startup_packet(std::span<const std::byte> body);
+  bool handle_auth_message(char tag, std::span<const std::byte> body);
+  bool handle_password(std::span<const std::byte> body);
+  bool handle_sasl(std::span<const std::byte> body);
+  void begin_authentication();
+  void authentication_succeeded();
+  void take_startup_settings();
+  void finish_login(const ParamMap& server_params);
+  void fail_login(const ProxyError& why);
+
+  // client_session.cpp
+  enum class Pass { Again, Stop };
+  Pass process_messages();
+  enum class Step { Next, Wait, Stop };  // after one message: go on, wait for input or a server, or stop
+  Step forward_message(const protocol::FrameHeader& h, std::span<const std::byte> in);
+  Step answer_refused(const protocol::FrameHeader& h, std::span<const std::byte> in);
+  Step acquire_for(const protocol::FrameHeader& h, std::span<const std::byte> in);
+  bool note_for_server(const protocol::FrameHeader& h, std::span<const std::byte> body);
+  bool handle_parse(std::span<const std::byte> body);
+  enum class LocalPrepare { Done, NeedMore, No };
+  LocalPrepare try_prepare_locally(std::span<const std::byte> in, const protocol::FrameHeader& h);
+  void ensure_statement_on_server(std::string_view name);
+  void link_server(ServerConn& server);
+  void unlink_server(bool reusable);
+  void release_on_close();
+  bool flush_forward();  // true: written at once (no completion callback follows)
+  void send_own(std::vector<std::byte> bytes);
+  void send_error(const ProxyError& e, bool with_ready);
+  void protocol_error(std::string message);
+  void close_for_shutdown();
+  bool between_transactions() const;  // ReadyForQuery 'I', nothing outstanding on the server
+  void maybe_free();
+
+  // client_routing.cpp
+  Intent transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h);
+  void route_and_acquire(Intent intent);
+  void acquire_from(PoolShard& pool);
+  void fail_route(ProxyError e);
+  void capture_for_retry(const std::byte* p, std::size_t n);
+  void replay_request();
+
+  // client_admin.cpp
+  Pass process_admin_messages();
+
+  SessionHost& host_;
+  SessionId id_;
+  int32_t virtual_pid_;
+  int32_t virtual_secret_;
+  ClientPhase phase_ = ClientPhase::Startup;
+  Lease lease_ = Lease::None;
+
+  io::HandleGroup handles_;
+  io::Stream stream_;
+  int own_writes_ = 0;
+  bool reading_ = false;  // uv_read_start is in effect
+
+  InputBuffer input_;
+  std::unique_ptr<OutboundBatch> forward_;  // to the leased server; from the loop's pool
+  OutboundBatch& forward();        // takes one when there is none
+  bool write_in_flight() const { return forward_ != nullptr && forward_->in_flight(); }
+  bool forward_empty() const { return forward_ == nullptr || forward_->empty(); }
+  uv_stream_t* forward_dest_ = nullptr;
+  std::size_t passthrough_ = 0;    // bytes of a streaming message still to forward
+  std::size_t discard_ = 0;        // bytes of a refused request's message still to drop
+
+  // What only logging in needs; freed once the client is logged in.
+  enum class AuthMethod { Trust, Md5, Scram };
+  struct LoginState {
+    std::chrono::steady_clock::time_point accepted_at;
+    protocol::StartupMessage startup;  // its user and database are moved out to the session
+    std::unique_ptr<protocol::ScramServer> scram;
+    std::array<std::byte, 4> md5_salt{};
+    AuthMethod method = AuthMethod::Trust;
+    bool user_known = false;
+    bool scram_started = false;  // SASLInitialResponse handled
+  };
+  std::unique_ptr<LoginState> login_;
+  std::string user_name_;
+  std::string database_name_;
+  // The configuration this session logged in with: user_ and database_ point into it,
+  // and a reload never takes it away.
+  std::shared_ptr<const config::Config> config_;
+  const config::User* user_ = nullptr;
+  const config::Database* database_ = nullptr;
+  bool session_mode_ = false;  // pool mode of database_
+  bool draining_ = false;      // the worker is stopping: close at the next transaction boundary
+
+  PoolShard* pool_ = nullptr;       // the pool of the lease (waited in or linked from)
+  PoolShard* cached_pool_ = nullptr;  // the pool of the server last routed to
+  ServerConn* server_ = nullptr;
+  std::unique_ptr<ProxyError> pending_error_;  // the pool refused the current request
+
+  // The protocol exchange in progress with the server.
+  struct Exchange {
+    bool extended = false;  // extended-protocol messages sent since the last Sync
+    bool copy_in = false;   // the server asked for COPY data
+    char tx_status = 'I';   // of the last ReadyForQuery
+  } exchange_;
+
+  struct RouteWait {
+    std::optional<std::chrono::steady_clock::time_point> deadline;  // of the transaction's wait
+    bool pause = false;  // waiting out a switchover's pause, not the primary
+  } route_wait_;
+  unsigned rotation_ = 0;      // spreads reads over replicas
+  int routed_server_ = -1;     // topology index of the server this transaction was routed to
+  Intent routed_intent_ = Intent::Write;
+  // A read whose server dies before its answer starts is replayed once elsewhere.
+  struct RetryState {
+    bool capturing = false;       // a read: keep what is sent until the answer starts
+    bool used = false;            // one retry per transaction
+    bool replay_pending = false;  // replay once the cancelled write has completed
+    int avoid = -1;               // the server that failed
+    std::vector<std::byte> bytes;
+  } retry_;
+
+  ParamMap params_;            // the settings this client expects (reported ones)
+  ParamList defaults_;         // its non-reported startup settings
+  uint64_t defaults_fp_ = 0;
+  ClientStatements statements_;
+  std::chrono::steady_clock::time_point last_activity_;
+};
+
+}  // namespace pgsidecar::proxy

@@ -1,0 +1,32 @@
+// Client session settings in transaction mode. For reported settings pgsidecar knows the
+// value on every server and the value each client expects, and restores the client's value
+// on whichever server it lands on. Startup parameters that are not reported (a client's
+// `options=-c statement_timeout=5s`, extra_float_digits, ...) are the client's session
+// defaults: a server carries one client's set at a time, identified by a fingerprint.
+#pragma once
+
+#include "proxy/session/layer.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "proxy/pooling/parameters.h"
+
+namespace pgsidecar::proxy {
+
+// Fingerprint of a client's non-reported startup settings; 0 for none.
+uint64_t defaults_fingerprint(const ParamList& defaults);
+
+// `SET name TO 'value';` with the value quoted as a string literal.
+void append_set_statement(std::string& sql, std::string_view name, std::string_view value);
+
+// The SQL that makes a server carrying `server_values` and defaults `server_fp` match a
+// client, or nothing when it already does. `reset_first` when the server carries another
+// client's session state (its defaults or a session SET): then RESET ALL and set all.
+std::optional<std::string> settings_sync_sql(const ParamMap& client_values, const ParamList& client_defaults,
+                                             uint64_t client_fp, const ParamMap& server_values,
+                                             bool reset_first);
+
+}  // namespace pgsidecar::proxy

@@ -1,0 +1,539 @@
+#include "sql/classify.h"
+
+#include <pg_query.h>
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include "sql/classify_functions.h"
+
+namespace pgsidecar::sql {
+namespace {
+
+using simdjson::dom::array;
+using simdjson::dom::element;
+using simdjson::dom::object;
+
+// --- reading libpg_query's JSON parse tree ----------------------------------------------
+// A node is {"TypeName": {fields}}; lists are arrays of nodes; fields that hold zero,
+// false or nothing are left out.
+
+std::string_view string_field(object o, std::string_view key) {
+  std::string_view out;
+  if (o[key].get(out) != simdjson::SUCCESS) return {};
+  return out;
+}
+
+bool bool_field(object o, std::string_view key) {
+  bool out = false;
+  if (o[key].get(out) != simdjson::SUCCESS) return false;
+  return out;
+}
+
+// False when the list is absent (empty lists are left out too). A default-constructed
+// simdjson array must not be iterated, hence no "empty array" fallback.
+bool array_field(object o, std::string_view key, array& out) {
+  return o[key].get(out) == simdjson::SUCCESS;
+}
+
+// Splits a node into its type name and body; false when `e` is not a node.
+bool unwrap(element e, std::string_view& type, object& body) {
+  object o;
+  if (e.get(o) != simdjson::SUCCESS) return false;
+  for (auto field : o) {
+    type = field.key;
+    return field.value.get(body) == simdjson::SUCCESS;
+  }
+  return false;
+}
+
+// PostgreSQL's parse_bool(): true/false, yes/no and any prefix of them, on/off, 1/0,
+// ignoring case. Anything else is an error on the server; here, "don't know".
+std::optional<bool> parse_bool(std::string_view s) {
+  auto prefix_of = [s](std::string_view word, std::size_t min_len) {
+    if (s.size() < min_len || s.size() > word.size()) return false;
+    return std::equal(s.begin(), s.end(), word.begin(),
+                      [](char a, char b) { return (a | 0x20) == b; });
+  };
+  if (prefix_of("true", 1) || prefix_of("yes", 1) || prefix_of("on", 2)) return true;
+  if (prefix_of("false", 1) || prefix_of("no", 1) || prefix_of("off", 3)) return false;
+  if (s == "1") return true;
+  if (s == "0") return false;
+  return std::nullopt;
+}
+
+std::optional<bool> int_as_bool(object holder, std::string_view key) {
+  int64_t value = 0;
+  if (const auto err = holder[key].get(value); err != simdjson::SUCCESS && err != simdjson::NO_SUCH_FIELD)
+    return std::nullopt;
+  if (value == 0 || value == 1) return value == 1;
+  return std::nullopt;
+}
+
+// The boolean a SET value or option argument spells: an A_Const, String, Integer or
+// Boolean node (READ ONLY arrives as the integer 1, `= on` as the string "on").
+std::optional<bool> node_as_bool(element node) {
+  std::string_view type;
+  object body;
+  if (!unwrap(node, type, body)) return std::nullopt;
+  if (type == "String") return parse_bool(string_field(body, "sval"));
+  if (type == "Integer") return int_as_bool(body, "ival");
+  if (type == "Boolean") return bool_field(body, "boolval");
+  if (type != "A_Const") return std::nullopt;
+  object inner;
+  if (body["sval"].get(inner) == simdjson::SUCCESS) return parse_bool(string_field(inner, "sval"));
+  if (body["ival"].get(inner) == simdjson::SUCCESS) return int_as_bool(inner, "ival");
+  if (body["boolval"].get(inner) == simdjson::SUCCESS) return bool_field(inner, "boolval");
+  return std::nullopt;
+}
+
+// The text of an A_Const or String node ("serializable"); empty for anything else.
+std::string_view node_as_string(element node) {
+  std::string_view type;
+  object body;
+  if (!unwrap(node, type, body)) return {};
+  if (type == "String") return string_field(body, "sval");
+  object inner;
+  if (type == "A_Const" && body["sval"].get(inner) == simdjson::SUCCESS)
+    return string_field(inner, "sval");
+  return {};
+}
+
+// Calls f(def) for each DefElem in the option list under `list_key`, in order.
+template <typename F>
+void for_each_def_elem(object holder, std::string_view list_key, F&& f) {
+  array options;
+  if (!array_field(holder, list_key, options)) return;
+  for (element option : options) {
+    std::string_view type;
+    object def;
+    if (unwrap(option, type, def) && type == "DefElem") f(def);
+  }
+}
+
+// The last DefElem named `name` in the option list under `list_key` (later options
+// override earlier ones, as on the server).
+struct Option {
+  bool given = false;
+  bool has_arg = false;  // EXPLAIN (ANALYZE) has none: it means true
+  element arg;
+};
+
+Option last_option(object holder, std::string_view list_key, std::string_view name) {
+  Option found;
+  for_each_def_elem(holder, list_key, [&](object def) {
+    if (string_field(def, "defname") != name) return;
+    found.given = true;
+    found.has_arg = def["arg"].get(found.arg) == simdjson::SUCCESS;
+  });
+  return found;
+}
+
+// Transaction modes from BEGIN, START TRANSACTION or SET TRANSACTION. READ ONLY arrives
+// as transaction_read_only = 1, READ WRITE as 0. The server applies the modes one by one,
+// so the last READ ONLY/READ WRITE decides the mode, but a hot standby refuses the
+// statement if any mode it applies is READ WRITE or SERIALIZABLE ("cannot set
+// transaction read-write mode during recovery", "cannot use serializable mode in a hot
+// standby"), even when a later mode overrides it.
+struct TransactionModes {
+  std::optional<bool> read_only;
+  bool any_read_write = false;
+  bool any_serializable = false;
+};
+
+TransactionModes transaction_modes(object holder, std::string_view list_key) {
+  TransactionModes modes;
+  for_each_def_elem(holder, list_key, [&](object def) {
+    element arg;
+    if (def["arg"].get(arg) != simdjson::SUCCESS) return;
+    const std::string_view name = string_field(def, "defname");
+    if (name == "transaction_read_only") {
+      modes.read_only = node_as_bool(arg);
+      if (modes.read_only == false) modes.any_read_write = true;
+    } else if (name == "transaction_isolation" && node_as_string(arg) == "serializable") {
+      modes.any_serializable = true;
+    }
+  });
+  return modes;
+}
+
+// Why a hot standby refuses these modes; empty when it accepts them.
+std::string_view needs_primary(const TransactionModes& modes) {
+  if (modes.any_read_write) return " READ WRITE";
+  if (modes.any_serializable) return " ISOLATION LEVEL SERIALIZABLE";
+  return {};
+}
+
+// --- SELECT: look everywhere for what makes it write ------------------------------------
+
+struct Verdict {
+  StatementKind kind = StatementKind::Read;
+  std::string reason;
+};
+
+Verdict write(std::string reason) { return {StatementKind::Write, std::move(reason)}; }
+
+class SelectScan {
+ public:
+  // True when something in the tree writes; reason() says what. The recursion is as
+  // deep as the JSON, which simdjson caps (1024 levels; deeper is a parse failure).
+  bool find_write(object o) {
+    for (auto field : o) {
+      if (check(field.key, field.value) || find_write(field.value)) return true;
+    }
+    return false;
+  }
+
+  bool find_write(element e) {
+    object o;
+    array a;
+    if (e.get(o) == simdjson::SUCCESS) {
+      return find_write(o);
+    } else if (e.get(a) == simdjson::SUCCESS) {
+      for (element item : a) {
+        if (find_write(item)) return true;
+      }
+    }
+    return false;
+  }
+
+  std::string& reason() { return reason_; }
+
+ private:
+  bool check(std::string_view key, element value) {
+    if (key.empty()) return false;
+    switch (key.front()) {
+      case 'F': return key == "FuncCall" && check_function(value);
+      case 'L': return key == "LockingClause" && found(lock_reason(value));
+      case 'i': return key == "intoClause" && found("SELECT INTO");
+      case 'I': return key == "InsertStmt" && found("WITH ... INSERT");
+      case 'U': return key == "UpdateStmt" && found("WITH ... UPDATE");
+      case 'D': return key == "DeleteStmt" && found("WITH ... DELETE");
+      case 'M': return key == "MergeStmt" && found("WITH ... MERGE");
+      case 'A': return key == "A_Expr" && check_operator(value);
+      default: return false;
+    }
+  }
+
+  bool found(std::string reason) {
+    reason_ = std::move(reason);
+    return true;
+  }
+
+  static std::string lock_reason(element clause) {
+    object o;
+    if (clause.get(o) != simdjson::SUCCESS) return "SELECT ... FOR UPDATE";
+    const std::string_view strength = string_field(o, "strength");
+    if (strength == "LCS_FORKEYSHARE") return "SELECT ... FOR KEY SHARE";
+    if (strength == "LCS_FORSHARE") return "SELECT ... FOR SHARE";
+    if (strength == "LCS_FORNOKEYUPDATE") return "SELECT ... FOR NO KEY UPDATE";
+    return "SELECT ... FOR UPDATE";
+  }
+
+  // A name list: ["f"], ["schema", "f"] or ["catalog", "schema", "f"].
+  static std::size_t name_parts(object o, std::string_view key, std::array<std::string_view, 3>& parts) {
+    std::size_t n = 0;
+    array items;
+    if (!array_field(o, key, items)) return 0;
+    for (element item : items) {
+      std::string_view type;
+      object body;
+      if (n == parts.size() || !unwrap(item, type, body) || type != "String") return 0;
+      parts[n++] = string_field(body, "sval");
+    }
+    return n;
+  }
+
+  static std::string joined(const std::array<std::string_view, 3>& parts, std::size_t n) {
+    std::string out;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i > 0) out += '.';
+      out += parts[i];
+    }
+    return out;
+  }
+
+  bool check_function(element call) {
+    object o;
+    std::array<std::string_view, 3> parts;
+    const std::size_t n = call.get(o) == simdjson::SUCCESS ? name_parts(o, "funcname", parts) : 0;
+    if (n == 0) return found("unreadable function call");
+    const std::string_view name = parts[n - 1];
+    // Only pg_catalog is known; any other schema, even one shadowing a built-in's
+    // name, holds user code.
+    if (n > 2 || (n == 2 && parts[0] != "pg_catalog"))
+      return found(joined(parts, n) + "() is not known to be read-only");
+    switch (builtin_function_kind(name)) {
+      case FunctionKind::ReadOnly: return false;
+      case FunctionKind::Writes: return found(std::string(name) + "() writes");
+      case FunctionKind::PrimaryOnly: return found(std::string(name) + "() runs on the primary only");
+      case FunctionKind::Unknown: break;
+    }
+    return found(std::string(name) + "() is not known to be read-only");
+  }
+
+  // Operators run functions too. Built-in and user operators share spellings, so only
+  // an explicit OPERATOR(schema.op) outside pg_catalog is visibly user code.
+  bool check_operator(element expr) {
+    object o;
+    std::array<std::string_view, 3> parts;
+    if (expr.get(o) != simdjson::SUCCESS) return false;
+    const std::size_t n = name_parts(o, "name", parts);
+    if (n > 2 || (n == 2 && parts[0] != "pg_catalog"))
+      return found("operator " + joined(parts, n) + " is not known to be read-only");
+    return false;
+  }
+
+  std::string reason_;
+};
+
+Verdict classify_select(object body) {
+  SelectScan scan;
+  if (scan.find_write(body)) return write(std::move(scan.reason()));
+  return {StatementKind::Read, "SELECT"};
+}
+
+// --- the other statements ---------------------------------------------------------------
+
+// EXPLAIN plans without running anything, unless ANALYZE (which runs the statement).
+Verdict classify_explain(object body) {
+  const Option analyze = last_option(body, "options", "analyze");
+  if (analyze.given && (!analyze.has_arg || node_as_bool(analyze.arg).value_or(true)))
+    return write("EXPLAIN ANALYZE");  // a value the server rejects counts as on
+  std::string_view type;
+  object query;
+  element query_node;
+  if (body["query"].get(query_node) == simdjson::SUCCESS && unwrap(query_node, type, query) &&
+      type == "ExecuteStmt")
+    return write("EXPLAIN EXECUTE");  // names a prepared statement only its server has
+  return {StatementKind::Read, "EXPLAIN"};
+}
+
+struct TransactionKind {
+  std::string_view kind;
+  std::string_view name;
+  StatementKind verdict;
+};
+
+// Two-phase commit writes state files and cannot run on a standby.
+constexpr std::array kTransactionKinds = std::to_array<TransactionKind>({
+    {"TRANS_STMT_COMMIT", "COMMIT", StatementKind::Read},
+    {"TRANS_STMT_ROLLBACK", "ROLLBACK", StatementKind::Read},
+    {"TRANS_STMT_SAVEPOINT", "SAVEPOINT", StatementKind::Read},
+    {"TRANS_STMT_RELEASE", "RELEASE SAVEPOINT", StatementKind::Read},
+    {"TRANS_STMT_ROLLBACK_TO", "ROLLBACK TO SAVEPOINT", StatementKind::Read},
+    {"TRANS_STMT_PREPARE", "PREPARE TRANSACTION", StatementKind::Write},
+    {"TRANS_STMT_COMMIT_PREPARED", "COMMIT PREPARED", StatementKind::Write},
+    {"TRANS_STMT_ROLLBACK_PREPARED", "ROLLBACK PREPARED", StatementKind::Write},
+});
+
+Verdict classify_transaction(object body, Classification& out) {
+  out.transaction_control = true;
+  const std::string_view kind = string_field(body, "kind");
+  if (kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") {
+    const TransactionModes modes = transaction_modes(body, "options");
+    out.begins_read_only = modes.read_only.value_or(false);
+    std::string name = kind == "TRANS_STMT_BEGIN" ? "BEGIN" : "START TRANSACTION";
+    if (const std::string_view why = needs_primary(modes); !why.empty())
+      return write(name.append(why));
+    return {StatementKind::Read, std::move(name)};
+  }
+  for (const TransactionKind& k : kTransactionKinds) {
+    if (k.kind == kind) return {k.verdict, std::string(k.name)};
+  }
+  return write("TransactionStmt");
+}
+
+// The value of `SET name = value`; nullopt for a list of values.
+std::optional<bool> single_value_as_bool(object set) {
+  array args;
+  element first;
+  if (!array_field(set, "args", args) || args.size() != 1 || args.at(0).get(first))
+    return std::nullopt;
+  return node_as_bool(first);
+}
+
+void set_default_read_only(Classification& out, std::optional<bool> value) {
+  if (!value) return;  // the server rejects a value that is not a boolean
+  out.sets_default_read_only = value;
+  out.resets_default_read_only = false;
+}
+
+void reset_default_read_only(Classification& out) {
+  out.sets_default_read_only.reset();
+  out.resets_default_read_only = true;
+}
+
+// SET changes session state, so it is a write (the pool tracks it). The exceptions set
+// the current transaction's characteristics, like BEGIN's options.
+Verdict classify_set(object body, Classification& out) {
+  const std::string_view kind = string_field(body, "kind");
+  const std::string_view name = string_field(body, "name");
+  if (kind == "VAR_SET_MULTI" && name == "TRANSACTION") {
+    out.transaction_control = true;
+    const TransactionModes modes = transaction_modes(body, "args");
+    if (modes.read_only.value_or(false)) out.sets_transaction_read_only = true;
+    if (const std::string_view why = needs_primary(modes); !why.empty())
+      return write("SET TRANSACTION" + std::string(why));
+    return {StatementKind::Read, "SET TRANSACTION"};
+  }
+  if (kind == "VAR_SET_VALUE" && name == "transaction_read_only") {
+    // With or without LOCAL, it lasts until the transaction ends.
+    out.transaction_control = true;
+    const std::optional<bool> value = single_value_as_bool(body);
+    if (value != true) return write(value ? "SET transaction_read_only = off" : "SET");
+    out.sets_transaction_read_only = true;
+    return {StatementKind::Read, "SET transaction_read_only"};
+  }
+  if (kind == "VAR_SET_MULTI" && name == "SESSION CHARACTERISTICS") {
+    // The same setting as default_transaction_read_only, under another name.
+    const Option read_only = last_option(body, "args", "transaction_read_only");
+    if (read_only.has_arg) set_default_read_only(out, node_as_bool(read_only.arg));
+    return write("SET SESSION CHARACTERISTICS");
+  }
+  if (kind == "VAR_RESET_ALL") {
+    reset_default_read_only(out);
+    return write("RESET ALL");
+  }
+  // SET LOCAL default_transaction_read_only only shapes transactions that start before
+  // this one ends: none.
+  if (name == "default_transaction_read_only" && !bool_field(body, "is_local")) {
+    if (kind == "VAR_SET_VALUE") set_default_read_only(out, single_value_as_bool(body));
+    if (kind == "VAR_SET_DEFAULT" || kind == "VAR_RESET") reset_default_read_only(out);
+  }
+  return write(kind == "VAR_RESET" ? "RESET" : "SET");
+}
+
+// Short names for the Write reason; other statements are named by their node type
+// ("CreateStmt", "AlterTableStmt", ...).
+constexpr std::array kStatementNames = std::to_array<std::pair<std::string_view, std::string_view>>({
+    {"AlterSystemStmt", "ALTER SYSTEM"}, {"CallStmt", "CALL"},
+    {"CheckPointStmt", "CHECKPOINT"}, {"ClosePortalStmt", "CLOSE"},
+    {"ClusterStmt", "CLUSTER"}, {"ConstraintsSetStmt", "SET CONSTRAINTS"},
+    {"CopyStmt", "COPY"}, {"CreateTableAsStmt", "CREATE TABLE AS"},
+    {"DeallocateStmt", "DEALLOCATE"}, {"DeclareCursorStmt", "DECLARE CURSOR"},
+    {"DeleteStmt", "DELETE"}, {"DoStmt", "DO"}, {"ExecuteStmt", "EXECUTE"},
+    {"FetchStmt", "FETCH"}, {"GrantStmt", "GRANT/REVOKE"}, {"InsertStmt", "INSERT"},
+    {"ListenStmt", "LISTEN"}, {"LoadStmt", "LOAD"}, {"LockStmt", "LOCK"},
+    {"MergeStmt", "MERGE"}, {"NotifyStmt", "NOTIFY"}, {"PrepareStmt", "PREPARE"},
+    {"RefreshMatViewStmt", "REFRESH MATERIALIZED VIEW"}, {"ReindexStmt", "REINDEX"},
+    {"TruncateStmt", "TRUNCATE"}, {"UnlistenStmt", "UNLISTEN"}, {"UpdateStmt", "UPDATE"},
+});
+
+Verdict classify_other(std::string_view type, object body, Classification& out) {
+  if (type == "DiscardStmt") {
+    if (string_field(body, "target") == "DISCARD_ALL") reset_default_read_only(out);  // RESET ALL
+    return write("DISCARD");
+  }
+  if (type == "VacuumStmt") return write(bool_field(body, "is_vacuumcmd") ? "VACUUM" : "ANALYZE");
+  for (const auto& [node, name] : kStatementNames) {
+    if (node == type) return write(std::string(name));
+  }
+  return write(std::string(type));
+}
+
+Verdict classify_statement(element stmt, Classification& out) {
+  std::string_view type;
+  object body;
+  if (!unwrap(stmt, type, body)) return write("unreadable statement");
+  if (type == "SelectStmt") return classify_select(body);  // also VALUES and TABLE
+  if (type == "ExplainStmt") return classify_explain(body);
+  if (type == "VariableShowStmt") return {StatementKind::Read, "SHOW"};
+  if (type == "TransactionStmt") return classify_transaction(body, out);
+  if (type == "VariableSetStmt") return classify_set(body, out);
+  return classify_other(type, body, out);
+}
+
+// --- parsing ----------------------------------------------------------------------------
+
+class ParseTree {
+ public:
+  explicit ParseTree(const char* sql) : result_(pg_query_parse(sql)) {}
+  ParseTree(const ParseTree&) = delete;
+  ParseTree& operator=(const ParseTree&) = delete;
+  ~ParseTree() { pg_query_free_parse_result(result_); }
+
+  bool ok() const { return result_.error == nullptr && result_.parse_tree != nullptr; }
+  const char* json() const { return result_.parse_tree; }
+
+ private:
+  PgQueryParseResult result_;
+};
+
+// One per thread, reused: simdjson's parser keeps its buffers between documents, so a
+// steady workload parses without allocating. Buffers grown by an unusually large
+// statement are released afterwards.
+class JsonReader {
+ public:
+  simdjson::simdjson_result<element> parse(const char* json) {
+    const std::size_t len = std::strlen(json);
+    padded_.resize(len + simdjson::SIMDJSON_PADDING);  // simdjson reads past the end
+    std::memcpy(padded_.data(), json, len);
+    return parser_.parse(padded_.data(), len, false);
+  }
+
+  void release_if_large() {
+    if (padded_.capacity() > kKeepBytes) std::string().swap(padded_);
+    if (parser_.capacity() > kKeepBytes) parser_ = simdjson::dom::parser{};
+  }
+
+ private:
+  static constexpr std::size_t kKeepBytes = 256 * 1024;
+  simdjson::dom::parser parser_;
+  std::string padded_;
+};
+
+Classification write_classification(std::string reason) {
+  Classification out;
+  out.kind = StatementKind::Write;
+  out.reason = std::move(reason);
+  return out;
+}
+
+}  // namespace
+
+Classification classify_sql(std::string_view sql) {
+  // The server reads a Query string up to its first NUL and then rejects the message,
+  // so text after a NUL must not decide anything.
+  if (sql.find('\0') != std::string_view::npos)
+    return write_classification("NUL byte in query: treated as write");
+  const std::string text(sql);  // libpg_query wants a NUL-terminated string
+  const ParseTree tree(text.c_str());
+  if (!tree.ok()) return write_classification("parse error: treated as write");
+
+  thread_local JsonReader reader;
+  element root;
+  array stmts;
+  if (reader.parse(tree.json()).get(root) != simdjson::SUCCESS) {
+    reader.release_if_large();  // the usual failure: nesting deeper than simdjson's limit
+    return write_classification("parse tree too deep: treated as write");
+  }
+  if (root["stmts"].get(stmts) != simdjson::SUCCESS) {
+    reader.release_if_large();
+    return write_classification("unreadable parse tree: treated as write");
+  }
+
+  Classification out;
+  out.kind = StatementKind::Read;
+  for (element raw : stmts) {
+    element stmt;
+    Verdict verdict = raw["stmt"].get(stmt) == simdjson::SUCCESS
+                          ? classify_statement(stmt, out)
+                          : write("unreadable statement");
+    const bool first_write =
+        verdict.kind == StatementKind::Write && out.kind == StatementKind::Read;
+    if (out.reason.empty() || first_write) out.reason = std::move(verdict.reason);
+    if (verdict.kind == StatementKind::Write) out.kind = StatementKind::Write;
+  }
+  if (out.reason.empty()) out.reason = "empty query";
+  reader.release_if_large();
+  return out;
+}
+
+}  // namespace pgsidecar::sql

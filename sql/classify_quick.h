@@ -1,0 +1,20 @@
+// A lexical pre-check in front of the parser-based classifier: most statements an
+// application sends are decided by their first keyword (INSERT, UPDATE, ...) or are plain
+// SELECTs without parentheses, locking clauses or INTO, which are reads. Only the rest
+// (function calls, subqueries, CTEs, BEGIN variants, ...) needs PostgreSQL's parser.
+// Literal values differ per execution in simple-protocol queries, so this keeps the
+// parser off the hot path where a cache by text cannot.
+#pragma once
+
+#include "sql/layer.h"
+
+#include <optional>
+#include <string_view>
+
+namespace pgsidecar::sql {
+
+enum class QuickVerdict { Read, Write, Unsure };
+
+QuickVerdict quick_classify(std::string_view sql);
+
+}  // namespace pgsidecar::sql
