@@ -32,18 +32,28 @@ void probe_login(const config::Config& cfg, const config::ServerAddress& a, std:
 HealthMonitor::HealthMonitor(std::shared_ptr<const config::Config> config, Publish publish)
     : config_(std::move(config)), publish_(std::move(publish)) {
   std::lock_guard lock(mu_);
-  for (const auto& db : config_->databases) {
-    DbState st;
-    const std::string dbname = db.primary.dbname.empty() ? db.name : db.primary.dbname;
-    ensure_probed(db.primary, dbname);
-    st.keys.push_back(server_key(db.primary));
-    for (const auto& r : db.replicas) {
-      ensure_probed(r, r.dbname.empty() ? db.name : r.dbname);
-      st.keys.push_back(server_key(r));
-    }
-    st.primary = 0;
-    dbs_.emplace(db.name, std::move(st));
+  for (const auto& db : config_->databases) add_database_locked(db);
+  rebuild_locked();
+}
+
+void HealthMonitor::add_database_locked(const config::Database& db) {
+  if (dbs_.count(db.name) != 0) return;
+  DbState st;
+  const std::string dbname = db.primary.dbname.empty() ? db.name : db.primary.dbname;
+  ensure_probed(db.primary, dbname);
+  st.keys.push_back(server_key(db.primary));
+  for (const auto& r : db.replicas) {
+    ensure_probed(r, r.dbname.empty() ? db.name : r.dbname);
+    st.keys.push_back(server_key(r));
   }
+  st.primary = 0;
+  dbs_.emplace(db.name, std::move(st));
+}
+
+void HealthMonitor::reload(std::shared_ptr<const config::Config> config) {
+  std::lock_guard lock(mu_);
+  config_ = std::move(config);
+  for (const auto& db : config_->databases) add_database_locked(db);
   rebuild_locked();
 }
 
@@ -101,11 +111,16 @@ void HealthMonitor::suspect(const std::string& key) {
 }
 
 void HealthMonitor::run(Probed* p) {
-  const config::Health& h = config_->health;
   for (;;) {
-    const ProbeResult r = p->prober->probe(h.timeout);  // outside the lock: may take `timeout`
+    std::chrono::milliseconds timeout;
+    {
+      std::lock_guard lock(mu_);  // a reload may replace the snapshot meanwhile
+      timeout = config_->health.timeout;
+    }
+    const ProbeResult r = p->prober->probe(timeout);  // outside the lock: may take `timeout`
     std::unique_lock lock(mu_);
     if (stopping_) return;
+    const config::Health& h = config_->health;
     record(p, r);
     const bool failing = !r.ok && p->status.health != ServerHealth::Down;
     const auto delay = failing ? std::min<std::chrono::milliseconds>(kRetryDelay, h.interval) : h.interval;

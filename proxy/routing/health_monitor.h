@@ -41,6 +41,10 @@ class HealthMonitor {
   // Switchover of `database` to `address`: pause() makes new transactions wait; repoint()
   // makes `address` the primary and resumes. Both publish a new snapshot.
   bool pause(const std::string& database, bool paused);
+  // A reloaded configuration: entries it adds are probed and routable from now on. Entries
+  // it drops stay known, so that sessions that logged in to them keep working (they drain);
+  // new logins to them are refused by the configuration itself.
+  void reload(std::shared_ptr<const config::Config> config);
   bool repoint(const std::string& database, const config::ServerAddress& address);
 
  private:
@@ -53,6 +57,7 @@ class HealthMonitor {
     ServerStatus status;
   };
   void ensure_probed(const config::ServerAddress& address, const std::string& dbname);
+  void add_database_locked(const config::Database& db);
   void run(Probed* p);
   void record(Probed* p, const ProbeResult& r);
   void rebuild_locked();  // recompute topology from statuses, publish

@@ -122,6 +122,7 @@ void App::reload() {
     });
   }
   config_ = loaded.config;
+  monitor_->reload(config_);
   for (auto& w : workers_) {
     Worker* target = w.get();
     target->post([target, cfg = loaded.config] { target->set_config(cfg); });
