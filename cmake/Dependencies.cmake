@@ -14,6 +14,8 @@ endmacro()
 
 pgsidecar_require_pkg(LIBUV libuv libuv1-dev)
 pgsidecar_require_pkg(LIBPQ libpq libpq-dev)
+# The HTTP endpoint (proxy/http/) serves from libmicrohttpd's own threads.
+pgsidecar_require_pkg(LIBMICROHTTPD libmicrohttpd libmicrohttpd-dev)
 
 find_package(OpenSSL QUIET)
 if(NOT OpenSSL_FOUND)
@@ -46,5 +48,10 @@ if(PGSIDECAR_TESTS)
   find_package(doctest QUIET)
   if(NOT doctest_FOUND)
     message(FATAL_ERROR "doctest not found: apt-get install doctest-dev (or run scripts/install-deps.sh)")
+  endif()
+  # The metrics exposition is checked by Prometheus's own linter.
+  find_program(PROMTOOL_EXECUTABLE promtool)
+  if(NOT PROMTOOL_EXECUTABLE)
+    message(FATAL_ERROR "promtool not found: apt-get install prometheus (or run scripts/install-deps.sh)")
   endif()
 endif()

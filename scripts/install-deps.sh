@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what pgsidecar needs to build and test on Debian 12: compilers, libraries,
-# PostgreSQL 15 (server binaries for the test cluster), PgBouncer (benchmarks), and the
-# client libraries the client tests use. Idempotent: when everything is present it
-# touches nothing and takes well under a second.
+# PostgreSQL 15 (server binaries for the test cluster), PgBouncer (benchmarks), promtool
+# (package prometheus: the unit tests lint the metrics exposition with it; its server is
+# never used), and the client libraries the client tests use. Idempotent: when everything
+# is present it touches nothing and takes well under a second.
 #
 # The tests never use Debian's own PostgreSQL cluster ("main", port 5432) that the
 # postgresql package may create and start: they run their own servers from
@@ -12,6 +13,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang
   libuv1-dev libpq-dev libssl-dev libtomlplusplus-dev doctest-dev libpg-query-dev libsimdjson-dev
+  libmicrohttpd-dev prometheus
   postgresql-15 postgresql-client-15 pgbouncer
   python3 python3-psycopg python3-psycopg2 python3-asyncpg
   libpostgresql-jdbc-java default-jdk-headless
