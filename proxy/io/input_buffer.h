@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -65,6 +66,16 @@ class InputBuffer {
   const std::byte* read_pos() const { return data_ + pos_; }
   std::size_t unread_size() const { return end_ - pos_; }
   void consume(std::size_t n) { pos_ += static_cast<uint32_t>(n); }
+  // The rest of a message already decided on (`remaining` bytes still to come): consumes
+  // what of it is here, counts it off `remaining`, and returns it. The bytes stay in the
+  // buffer until the next compact(), so a pending write may point at them.
+  std::span<const std::byte> take_rest(std::size_t& remaining) {
+    const std::size_t n = std::min(remaining, unread().size());
+    const std::span<const std::byte> part(read_pos(), n);
+    consume(n);
+    remaining -= n;
+    return part;
+  }
 
   // Moves unread bytes to the front; only when no write points into the buffer.
   void compact();

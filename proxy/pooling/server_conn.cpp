@@ -525,16 +525,12 @@ bool ServerConn::forward_pass() {
     const std::span<const std::byte> in = input_.unread();
     if (in.empty()) break;
     if (skip_ > 0) {
-      const std::size_t n = std::min(skip_, in.size());
-      input_.consume(n);
-      skip_ -= n;
+      input_.take_rest(skip_);
       continue;
     }
     if (passthrough_ > 0) {
-      const std::size_t n = std::min(passthrough_, in.size());
-      forward_.add_input(input_.read_pos(), n);
-      input_.consume(n);
-      passthrough_ -= n;
+      const auto part = input_.take_rest(passthrough_);
+      forward_.add_input(part.data(), part.size());
       continue;
     }
     protocol::FrameHeader h;

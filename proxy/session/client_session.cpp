@@ -310,17 +310,13 @@ ClientSession::Pass ClientSession::process_messages() {
     const std::span<const std::byte> in = input_.unread();
     if (in.empty()) break;
     if (discard_ > 0) {
-      const std::size_t n = std::min(discard_, in.size());
-      input_.consume(n);
-      discard_ -= n;
+      input_.take_rest(discard_);
       continue;
     }
     if (passthrough_ > 0) {
-      const std::size_t n = std::min(passthrough_, in.size());
-      capture_for_retry(input_.read_pos(), n);
-      forward().add_input(input_.read_pos(), n);
-      input_.consume(n);
-      passthrough_ -= n;
+      const auto part = input_.take_rest(passthrough_);
+      capture_for_retry(part.data(), part.size());
+      forward().add_input(part.data(), part.size());
       continue;
     }
     protocol::FrameHeader h;
