@@ -16,9 +16,13 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/http/histogram.h"
+#include "proxy/core/histogram.h"
 
 namespace pgsidecar::http {
+
+using proxy::HistogramSnapshot;
+using proxy::kLatencyBoundsNs;
+using proxy::kLatencyBuckets;
 
 // A label pair, copied (and escaped) when its sample is added.
 struct Label {

@@ -15,7 +15,7 @@ using pgsidecar::http::append_escaped_label_value;
 using pgsidecar::http::append_sample_value;
 using pgsidecar::http::HistogramSnapshot;
 using pgsidecar::http::Label;
-using pgsidecar::http::LatencyHistogram;
+using pgsidecar::proxy::LatencyHistogram;
 using pgsidecar::http::MetricsText;
 using pgsidecar::test::promtool_check_metrics;
 

@@ -1,9 +1,9 @@
-#include "proxy/http/histogram.h"
+#include "proxy/core/histogram.h"
 
 #include <algorithm>
 #include <cmath>
 
-namespace pgsidecar::http {
+namespace pgsidecar::proxy {
 
 std::size_t latency_bucket(std::chrono::nanoseconds d) noexcept {
   // lower_bound: a duration equal to a bound belongs to that bound's bucket (le is <=).
@@ -46,4 +46,4 @@ std::optional<std::chrono::nanoseconds> quantile(const HistogramSnapshot& s, dou
   return std::chrono::nanoseconds(std::llround(lower + (upper - lower) * into));
 }
 
-}  // namespace pgsidecar::http
+}  // namespace pgsidecar::proxy

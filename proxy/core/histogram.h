@@ -4,7 +4,7 @@
 // loop (a mailbox task), and the snapshots, plain values, are added up elsewhere.
 #pragma once
 
-#include "proxy/http/layer.h"
+#include "proxy/core/layer.h"
 
 #include <array>
 #include <chrono>
@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <optional>
 
-namespace pgsidecar::http {
+namespace pgsidecar::proxy {
 
 // Upper bounds of the finite buckets, inclusive as Prometheus's `le` is: 1-2.5-5 steps
 // from 50 µs to 10 s, then 30 s. Proxy overhead lives in the first buckets, a query
@@ -66,4 +66,4 @@ class LatencyHistogram {
 // finite bound, 30 s. nullopt when the snapshot holds no observation.
 std::optional<std::chrono::nanoseconds> quantile(const HistogramSnapshot& s, double q) noexcept;
 
-}  // namespace pgsidecar::http
+}  // namespace pgsidecar::proxy

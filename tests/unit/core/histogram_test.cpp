@@ -1,4 +1,4 @@
-#include "proxy/http/histogram.h"
+#include "proxy/core/histogram.h"
 
 #include <doctest/doctest.h>
 
@@ -6,12 +6,12 @@
 #include <cmath>
 
 using namespace std::chrono_literals;
-using pgsidecar::http::HistogramSnapshot;
-using pgsidecar::http::kLatencyBoundsNs;
-using pgsidecar::http::kLatencyBuckets;
-using pgsidecar::http::latency_bucket;
-using pgsidecar::http::LatencyHistogram;
-using pgsidecar::http::quantile;
+using pgsidecar::proxy::HistogramSnapshot;
+using pgsidecar::proxy::kLatencyBoundsNs;
+using pgsidecar::proxy::kLatencyBuckets;
+using pgsidecar::proxy::latency_bucket;
+using pgsidecar::proxy::LatencyHistogram;
+using pgsidecar::proxy::quantile;
 
 namespace {
 
