@@ -37,7 +37,7 @@ using KeyList = std::span<const std::string_view>;
 constexpr std::string_view kTopKeys[] = {"listen", "http",          "auth",   "limits",   "admin",
                                          "users",  "pool_defaults", "health", "databases"};
 constexpr std::string_view kListenKeys[] = {"address", "port", "unix_socket_dir", "workers",
-                                            "max_client_connections", "drain_timeout"};
+                                            "max_client_connections", "drain_timeout", "shutdown_delay"};
 constexpr std::string_view kHttpKeys[] = {"address", "port"};
 constexpr std::string_view kAuthKeys[] = {"method", "login_timeout"};
 constexpr std::string_view kLimitsKeys[] = {"max_message_size"};
@@ -361,6 +361,7 @@ void read_listen(Reader& r, const toml::table& t, Listen& out) {
   r.integer(t, p, "workers", 0, 256, out.workers);
   r.integer(t, p, "max_client_connections", 1, INT_MAX, out.max_client_connections);
   r.duration(t, p, "drain_timeout", Zero::Allowed, out.drain_timeout);
+  r.duration(t, p, "shutdown_delay", Zero::Allowed, out.shutdown_delay);
   if (const toml::node* n = r.string(t, p, "unix_socket_dir", out.unix_socket_dir);
       n != nullptr && !out.unix_socket_dir.empty()) {
     // The socket is <dir>/.s.PGSQL.<port>, as PostgreSQL names it, and must fit sun_path.

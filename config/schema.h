@@ -74,6 +74,8 @@ struct Listen {
   int workers = 0;              // 0: one per core
   int max_client_connections = 10000;
   Duration drain_timeout{std::chrono::seconds(10)};  // SIGTERM: how long transactions may finish
+  // SIGTERM: how long to keep serving, with /readyz failing, before the drain starts.
+  Duration shutdown_delay{0};
 };
 
 struct Http {

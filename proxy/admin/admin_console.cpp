@@ -9,25 +9,15 @@
 #include "protocol/error_response.h"
 #include "protocol/messages.h"
 #include "proxy/core/errors.h"
+#include "proxy/admin/admin_show.h"
+#include "proxy/admin/admin_table.h"
 #include "proxy/core/log.h"
 
 namespace pgsidecar::proxy {
 
 namespace {
 
-using Row = std::vector<std::optional<std::string>>;
-
-void append_table(std::vector<std::byte>& out, std::initializer_list<std::string_view> columns,
-                  const std::vector<Row>& rows) {
-  std::vector<std::string_view> names(columns);
-  protocol::append_row_description(out, names);
-  for (const Row& row : rows) {
-    std::vector<std::optional<std::string_view>> values;
-    for (const auto& v : row) values.push_back(v ? std::optional<std::string_view>(*v) : std::nullopt);
-    protocol::append_data_row(out, values);
-  }
-  protocol::append_command_complete(out, "SHOW " + std::to_string(rows.size()));
-}
+using Row = AdminRow;
 
 std::string format_time(std::chrono::system_clock::time_point t) {
   if (t.time_since_epoch().count() == 0) return "";
@@ -158,6 +148,38 @@ bool run_admin_command(AdminContext& ctx, std::string_view sql, std::vector<std:
     if (w[1] == "HEALTH") return show_health(ctx, out), true;
     if (w[1] == "POOLS") return show_pools(ctx, out), true;
     if (w[1] == "DATABASES") return show_databases(ctx, out), true;
+    if (w[1] == "CONFIG") return append_config_view(ctx.config, out), true;
+    if (w[1] == "VERSION") {
+      append_table(out, {"version"}, {Row{std::string("pgsidecar " PGSIDECAR_VERSION)}});
+      return true;
+    }
+    if (is_gathered_view(w[1])) {
+      // Every worker adds its part on its own loop; the reply comes back on ours.
+      io::Loop* home = &ctx.loop;
+      auto config = std::make_shared<config::Config>(ctx.config);
+      ctx.admin.gather(w[1] == "SERVERS" || w[1] == "CLIENTS",
+                       [home, later, what = w[1], config](RuntimeStats stats) {
+                         std::vector<std::byte> reply;
+                         append_gathered_view(what, stats, *config, reply);
+                         home->post([later, reply = std::move(reply)]() mutable { later(std::move(reply)); });
+                       });
+      return false;
+    }
+  }
+  if (w[0] == "RELOAD" && w.size() == 1) {
+    log_warn("admin_reload");
+    ctx.admin.reload();
+    protocol::append_command_complete(out, "RELOAD");
+    return true;
+  }
+  if (w[0] == "KILL" && w.size() == 2) {
+    const std::string db = original_word(sql, 1);
+    if (!ctx.admin.kill(db)) {
+      error(out, ProxyErrc::AdminUnknownDatabase, {db});
+      return true;
+    }
+    protocol::append_command_complete(out, "KILL");
+    return true;
   }
   if ((w[0] == "PAUSE" || w[0] == "RESUME") && w.size() == 2) {
     const std::string db = original_word(sql, 1);

@@ -1,6 +1,7 @@
 // The admin console: the virtual database `pgsidecar`, for users listed in [admin] users.
-// Simple-query commands only (psql works): SHOW HEALTH | POOLS | DATABASES,
-// PAUSE db, RESUME db, SWITCHOVER db TO 'postgres://...', SHUTDOWN.
+// Simple-query commands only (psql works): SHOW HEALTH | POOLS | DATABASES | STATS |
+// SERVERS | CLIENTS | CONFIG | LISTS | VERSION | LATENCY, PAUSE db, RESUME db, RELOAD,
+// KILL db, SWITCHOVER db TO 'postgres://...', SHUTDOWN.
 #pragma once
 
 #include "proxy/admin/layer.h"
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "config/schema.h"
+#include "proxy/admin/runtime_stats.h"
 #include "proxy/io/loop.h"
 #include "proxy/pooling/runtime_services.h"
 #include "proxy/routing/topology.h"
@@ -21,6 +23,7 @@ namespace pgsidecar::proxy {
 // session that asks, the latest topology, and the loop on which a late reply is delivered.
 struct AdminContext {
   RuntimeServices& runtime;
+  AdminServices& admin;
   const config::Config& config;
   const TopologySnapshot& topology;
   io::Loop& loop;

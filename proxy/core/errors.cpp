@@ -38,6 +38,8 @@ constexpr std::array kTable{
     Entry{UnknownDatabase, sqlstate::kInvalidCatalogName, F, "database \"{}\" does not exist"},
     Entry{ClientIdleTimeout, kIdleSessionTimeout, F, "terminating connection due to client_idle_timeout ({} ms)"},
     Entry{ShuttingDown, sqlstate::kAdminShutdown, F, "terminating connection: pgsidecar is shutting down"},
+    Entry{KilledByAdmin, sqlstate::kAdminShutdown, F,
+          "terminating connection: the admin console ran KILL for database \"{}\""},
     Entry{AdminSimpleQueriesOnly, sqlstate::kFeatureNotSupported, F, "the admin console accepts only simple queries"},
     Entry{TooManyPreparedStatements, sqlstate::kProgramLimitExceeded, F,
           "too many prepared statements: this connection has {} (max_prepared_statements); close unused ones "
@@ -67,8 +69,9 @@ constexpr std::array kTable{
           "server asked for a password for user \"{}\", but no plain-text server password is configured"},
     Entry{ServerAuthFailed, sqlstate::kSqlserverRejectedEstablishmentOfSqlconnection, E, "{}"},
     Entry{AdminUnknownCommand, sqlstate::kSyntaxError, E,
-          "unknown admin command \"{}\"; try SHOW HEALTH, SHOW POOLS, SHOW DATABASES, PAUSE db, RESUME db, "
-          "SWITCHOVER db TO 'postgres://...', SHUTDOWN"},
+          "unknown admin command \"{}\"; try SHOW HEALTH | POOLS | DATABASES | STATS | SERVERS | CLIENTS | CONFIG | "
+          "LISTS | VERSION | LATENCY, PAUSE db, RESUME db, RELOAD, KILL db, SWITCHOVER db TO 'postgres://...', "
+          "SHUTDOWN"},
     Entry{AdminBadArgument, sqlstate::kInvalidParameterValue, E, "{}"},
     Entry{AdminUnknownDatabase, sqlstate::kInvalidCatalogName, E, "database \"{}\" is not configured"},
     Entry{SwitchoverFailed, sqlstate::kObjectNotInPrerequisiteState, E, "SWITCHOVER failed: {}"},

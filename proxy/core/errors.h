@@ -26,6 +26,7 @@ enum class ProxyErrc : uint8_t {
   // A logged-in client's connection ends.
   ClientIdleTimeout,          // {ms}
   ShuttingDown,
+  KilledByAdmin,              // {database}
   AdminSimpleQueriesOnly,
   TooManyPreparedStatements,  // {count}
   ServerLost,                 // {database} {reason}

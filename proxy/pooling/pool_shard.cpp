@@ -136,7 +136,7 @@ void PoolShard::release(ServerConn& server, ReleaseKind kind) {
   if (server.closing()) return;
   switch (kind) {
     case ReleaseKind::Close:
-      server.close("released in an unknown state");
+      server.close(ServerCloseReason::Unclean);
       return;
     case ReleaseKind::Reset:
       server.start_reset("DISCARD ALL");
@@ -151,14 +151,14 @@ void PoolShard::on_server_ready(ServerConn& server) {
   const auto now = loop_.now();
   const auto lifetime = settings().server_lifetime;
   if (lifetime.count() > 0 && now - server.created_at() > lifetime) {
-    server.close("server_lifetime reached");
+    server.close(ServerCloseReason::Lifetime);
     return;
   }
   // Each worker is entitled to its share of the pool's size; beyond it a worker only
   // borrows, and gives a borrowed slot back when another worker has clients waiting.
   // Within shares nothing is closed, so busy workers do not churn connections.
   if (should_return_slot()) {
-    server.close("slot returned to another worker");
+    server.close(ServerCloseReason::Rebalanced, "slot returned to another worker");
     return;
   }
   if (give_to_waiter(server)) return;
@@ -212,7 +212,7 @@ void PoolShard::on_server_wanted() {
   if (idle_.empty() || loop_.now() - idle_.front()->idle_since() < kStarvingAfter) return;
   ServerConn* s = idle_.front();  // least recently used
   idle_.erase(idle_.begin());
-  s->close("slot handed to another worker");
+  s->close(ServerCloseReason::Rebalanced, "slot handed to another worker");
 }
 
 void PoolShard::update_starving(std::chrono::steady_clock::time_point now) {
@@ -247,7 +247,7 @@ void PoolShard::tick(std::chrono::steady_clock::time_point now) {
     const bool too_old = cfg.server_lifetime.count() > 0 && now - s->created_at() > cfg.server_lifetime;
     if (too_idle || too_old) {
       idle_.erase(idle_.begin() + static_cast<std::ptrdiff_t>(i));
-      s->close(too_idle ? "server_idle_timeout" : "server_lifetime");
+      s->close(too_idle ? ServerCloseReason::IdleTimeout : ServerCloseReason::Lifetime);
       continue;
     }
     ++i;
@@ -262,7 +262,7 @@ void PoolShard::tick(std::chrono::steady_clock::time_point now) {
 void PoolShard::close_idle() {
   std::vector<ServerConn*> idle;
   idle.swap(idle_);
-  for (ServerConn* s : idle) s->close("no longer a target of its database");
+  for (ServerConn* s : idle) s->close(ServerCloseReason::NotATarget);
 }
 
 void PoolShard::close_all() {
@@ -270,7 +270,7 @@ void PoolShard::close_all() {
   std::vector<ServerConn*> all;
   for (auto& [id, s] : servers_) all.push_back(s.get());
   idle_.clear();
-  for (ServerConn* s : all) s->close("shutting down");
+  for (ServerConn* s : all) s->close(ServerCloseReason::Shutdown);
 }
 
 }  // namespace pgsidecar::proxy

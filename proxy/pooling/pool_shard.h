@@ -18,6 +18,7 @@
 #include "proxy/io/loop.h"
 #include "proxy/io/ring_queue.h"
 #include "proxy/pooling/pool_limits.h"
+#include "proxy/pooling/pool_metrics.h"
 #include "proxy/pooling/runtime_services.h"
 #include "proxy/pooling/server_address.h"
 #include "proxy/pooling/server_lessee.h"
@@ -62,6 +63,8 @@ class PoolShard {
   const ResolvedAddress& address() const { return address_; }
   PoolLimits& limits() { return *limits_; }
   io::Loop& loop() { return loop_; }
+  PoolMetrics& metrics() { return metrics_; }
+  const PoolMetrics& metrics() const { return metrics_; }
 
   // A session wants a server: an idle one now, or a place in the queue, or a refusal.
   Acquired acquire(ServerLessee& session);
@@ -82,6 +85,10 @@ class PoolShard {
   void close_all();             // shutdown
   void close_idle();            // the server is no longer a target (switchover)
 
+  template <typename F>
+  void for_each_server(F&& f) const {
+    for (const auto& [id, s] : servers_) f(*s);
+  }
   int idle_count() const { return static_cast<int>(idle_.size()); }
   int active_count() const;
   int waiting_count() const { return static_cast<int>(waiters_.size()); }
@@ -122,6 +129,7 @@ class PoolShard {
   int share_ = 0;  // this worker's part of the pool's size
   bool starving_ = false;  // counted in limits_->starving
   std::chrono::steady_clock::time_point last_failure_{};
+  PoolMetrics metrics_;
 };
 
 }  // namespace pgsidecar::proxy

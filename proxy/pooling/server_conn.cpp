@@ -74,6 +74,7 @@ void ServerConn::set_state(ServerState next, const char* why) {
 }
 
 void ServerConn::connect() {
+  connect_started_ns_ = uv_hrtime();
   const ResolvedAddress& address = pool_.address();
   connect_req_.data = this;
   stream_.init(loop_.uv(), !address.is_unix, handles_);
@@ -143,13 +144,15 @@ void ServerConn::fail_login(const ProxyError& why) {
       .kv("sqlstate", why.sqlstate)
       .kv("error", why.message);
   pool_.on_server_failed(*this, why);
-  close("login failed");
+  close(ServerCloseReason::LoginFailed);
 }
 
-void ServerConn::close(std::string_view reason) {
+void ServerConn::close(ServerCloseReason why, std::string_view detail) {
   if (closing()) return;
   const bool was_logged_in = !logging_in();
-  set_state(ServerState::Closing, std::string(reason).c_str());
+  const std::string reason = detail.empty() ? std::string(to_string(why)) : std::string(detail);
+  ++pool_.metrics().servers_closed[static_cast<std::size_t>(why)];
+  set_state(ServerState::Closing, reason.c_str());
   pool_.on_server_closing(*this);
   if (was_logged_in) {
     log_info("server_closed")
@@ -193,7 +196,8 @@ void ServerConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
     }
     // Passive health detection: a lost server connection triggers an immediate probe.
     self->pool_.suspect_server();
-    self->close(nread == UV_EOF ? "server closed the connection" : uv_strerror(static_cast<int>(nread)));
+    self->close(ServerCloseReason::ServerGone,
+                nread == UV_EOF ? "server closed the connection" : uv_strerror(static_cast<int>(nread)));
     return;
   }
   self->input_.commit(static_cast<std::size_t>(nread));
@@ -297,6 +301,8 @@ bool ServerConn::handle_login_message(char t, std::span<const std::byte> body) {
           .kv("backend_pid", backend_pid_);
       set_state(ServerState::Idle, "logged in");
       idle_since_ = loop_.now();
+      ++pool_.metrics().servers_opened;
+      pool_.metrics().server_connect.record(std::chrono::nanoseconds(uv_hrtime() - connect_started_ns_));
       pool_.on_server_ready(*this);
       return true;
     }
@@ -418,13 +424,14 @@ bool ServerConn::process_forwarding() {
 bool ServerConn::handle_idle_message(const protocol::FrameHeader& h, std::span<const std::byte> in, bool& stop) {
   const uint32_t max = pool_.config().limits.max_message_size;
   if (h.tag != tag(BackendTag::ParameterStatus) && h.tag != tag(BackendTag::NoticeResponse)) {
-    close(h.tag == tag(BackendTag::ErrorResponse) ? "server sent an error while idle"
-                                                   : "unexpected message from idle server");
+    close(h.tag == tag(BackendTag::ErrorResponse) ? ServerCloseReason::ServerGone : ServerCloseReason::ProtocolError,
+          h.tag == tag(BackendTag::ErrorResponse) ? "server sent an error while idle"
+                                                  : "unexpected message from idle server");
     return false;
   }
   if (in.size() < h.total_size()) {
     if (!input_.reserve_unread(h.total_size(), max + 1)) {
-      close("server message too large");
+      close(ServerCloseReason::ProtocolError, "server message too large");
       return false;
     }
     stop = true;
@@ -538,7 +545,7 @@ bool ServerConn::forward_pass() {
     const auto status = protocol::peek_header(in, h, max, &error);
     if (status == protocol::FrameStatus::NeedMore) break;
     if (status == protocol::FrameStatus::Invalid) {
-      close("invalid message from server: " + error);
+      close(ServerCloseReason::ProtocolError, "invalid message from server: " + error);
       return false;
     }
     const bool swallow = expectations_.swallowing();
@@ -559,6 +566,7 @@ bool ServerConn::forward_pass() {
       // A notice (the WARNING of an immediate shutdown, say) does not make the request
       // unrepeatable: a replay elsewhere gives the client the same answer.
       if (h.tag != tag(BackendTag::NoticeResponse)) note_response_started();
+      pool_.metrics().bytes_sent += h.total_size();
       forward_.add_input(input_.read_pos(), n);
       input_.consume(n);
       passthrough_ = h.total_size() - n;
@@ -567,7 +575,7 @@ bool ServerConn::forward_pass() {
     if (in.size() < h.total_size()) {
       if (!forward_.empty()) break;  // flush first: growing would move bytes the write points at
       if (!input_.reserve_unread(h.total_size(), max + 1)) {
-        close("server message too large");
+        close(ServerCloseReason::ProtocolError, "server message too large");
         return false;
       }
       break;
@@ -578,6 +586,7 @@ bool ServerConn::forward_pass() {
     if (forward) {
       if (forward_.empty()) forward_dest_ = session_->client_stream();
       note_response_started();
+      pool_.metrics().bytes_sent += h.total_size();
       forward_.add_input(input_.read_pos(), h.total_size());
     }
     input_.consume(h.total_size());

@@ -27,6 +27,7 @@
 #include "proxy/io/outbound_batch.h"
 #include "proxy/io/uv_handle.h"
 #include "proxy/pooling/parameters.h"
+#include "proxy/pooling/pool_metrics.h"
 #include "proxy/pooling/response_expectations.h"
 #include "proxy/pooling/server_login.h"
 #include "proxy/pooling/server_lessee.h"
@@ -54,7 +55,7 @@ class ServerConn {
 
   void connect();
   // Idempotent. The leasing session (if any) is told with on_server_lost(reason).
-  void close(std::string_view reason);
+  void close(ServerCloseReason why, std::string_view detail = {});
 
   ServerId id() const { return id_; }
   ServerState state() const { return state_; }
@@ -62,6 +63,7 @@ class ServerConn {
   bool logging_in() const { return state_ == ServerState::Connecting || state_ == ServerState::LoggingIn; }
   bool leased_or_resetting() const { return state_ == ServerState::Active || state_ == ServerState::Resetting; }
   PoolShard& pool() { return pool_; }
+  const ServerLessee* lessee() const { return session_; }
   uv_stream_t* stream() { return stream_.stream; }
   int32_t backend_pid() const { return backend_pid_; }
   int32_t backend_secret() const { return backend_secret_; }
@@ -170,6 +172,7 @@ class ServerConn {
   bool dirty_ = false;  // a session-level SET/RESET ran: another client must not inherit it
   SessionId dirty_owner_ = 0;  // the session whose SET/RESET that was
   std::chrono::steady_clock::time_point created_at_;
+  uint64_t connect_started_ns_ = 0;  // uv_hrtime() at connect(), for the connect + login time
   std::chrono::steady_clock::time_point idle_since_;
 };
 

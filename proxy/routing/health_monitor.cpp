@@ -117,10 +117,13 @@ void HealthMonitor::run(Probed* p) {
       std::lock_guard lock(mu_);  // a reload may replace the snapshot meanwhile
       timeout = config_->health.timeout;
     }
+    const auto started = std::chrono::steady_clock::now();
     const ProbeResult r = p->prober->probe(timeout);  // outside the lock: may take `timeout`
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
     std::unique_lock lock(mu_);
     if (stopping_) return;
     const config::Health& h = config_->health;
+    p->status.last_probe_seconds = took.count();
     record(p, r);
     const bool failing = !r.ok && p->status.health != ServerHealth::Down;
     const auto delay = failing ? std::min<std::chrono::milliseconds>(kRetryDelay, h.interval) : h.interval;

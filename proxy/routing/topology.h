@@ -31,6 +31,7 @@ struct ServerStatus {
   std::string last_error;      // of the last failed probe
   std::chrono::system_clock::time_point last_probe{};
   bool last_probe_ok = false;
+  double last_probe_seconds = 0;  // how long the last probe took
   int consecutive_failures = 0;
   int consecutive_successes = 0;
 };

@@ -3,9 +3,13 @@
 #include <uv.h>
 
 #include <future>
+#include <stdexcept>
 
 #include "config/load.h"
 #include "proxy/core/log.h"
+#include "proxy/http/http_server.h"
+#include "proxy/routing/router.h"
+#include "proxy/runtime/metrics_export.h"
 #include "proxy/pooling/cancel.h"
 #include "proxy/pooling/server_conn.h"
 #include "proxy/routing/health_monitor.h"
@@ -18,7 +22,7 @@ App::App(std::shared_ptr<const config::Config> config, std::string config_path)
   int n = config_->listen.workers;
   if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   n = std::min(n, kMaxWorkers);  // the virtual pid has room for this many
-  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, i, config_));
+  for (int i = 0; i < n; ++i) workers_.push_back(std::make_unique<Worker>(*this, *this, i, config_));
   monitor_ = std::make_unique<HealthMonitor>(config_, [this](std::shared_ptr<const TopologySnapshot> snap) {
     for (auto& w : workers_) {
       Worker* target = w.get();
@@ -36,28 +40,10 @@ constexpr std::chrono::seconds kWorkerAnswerTimeout{2};
 // How often a switchover looks again while transactions still run on the old primary.
 constexpr std::chrono::milliseconds kSwitchoverPoll{10};
 
-struct SignalState {
-  App* app = nullptr;
-  std::vector<std::unique_ptr<Worker>>* workers = nullptr;
-  std::function<void()> reload;
-  uv_signal_t sigterm{};
-  uv_signal_t sigint{};
-  uv_signal_t sighup{};
-  bool stopping = false;
-};
-
-void on_stop_signal(uv_signal_t* h, int signum) {
-  auto* st = static_cast<SignalState*>(h->data);
-  if (st->stopping) return;
-  st->stopping = true;
-  log_info("shutdown").kv("signal", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-  for (auto& w : *st->workers) w->request_stop();
-  uv_close(reinterpret_cast<uv_handle_t*>(&st->sigterm), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&st->sigint), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&st->sighup), nullptr);
-}
-
-void on_reload_signal(uv_signal_t* h, int) { static_cast<SignalState*>(h->data)->reload(); }
+// A worker loop that has not ticked for this long fails /healthz.
+constexpr std::chrono::seconds kLoopStallLimit{1};
+// How long a scrape waits for the workers' statistics.
+constexpr std::chrono::seconds kScrapeTimeout{2};
 
 }  // namespace
 
@@ -74,27 +60,40 @@ int App::run() {
     w->start();
   }
   monitor_->start();
+  std::string http_error;
+  if (!start_http(http_error)) {
+    log_error("http_failed").kv("error", http_error);
+    for (auto& w : workers_) w->request_stop();
+    for (auto& w : workers_) w->join();
+    monitor_->stop();
+    return 1;
+  }
+  listening_ = true;
   log_info("listening")
       .kv("address", config_->listen.address)
       .kv("port", config_->listen.port)
       .kv("workers", static_cast<int>(workers_.size()));
 
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  SignalState st;
-  st.app = this;
-  st.workers = &workers_;
-  st.reload = [this] { reload(); };
-  uv_signal_init(&loop, &st.sigterm);
-  uv_signal_init(&loop, &st.sigint);
-  uv_signal_init(&loop, &st.sighup);
-  st.sigterm.data = st.sigint.data = st.sighup.data = &st;
-  uv_signal_start(&st.sigterm, &on_stop_signal, SIGTERM);
-  uv_signal_start(&st.sigint, &on_stop_signal, SIGINT);
-  uv_signal_start(&st.sighup, &on_reload_signal, SIGHUP);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
+  uv_loop_init(&main_loop_);
+  for (uv_signal_t* h : {&sigterm_, &sigint_, &sighup_}) {
+    uv_signal_init(&main_loop_, h);
+    h->data = this;
+  }
+  uv_signal_start(&sigterm_, &App::on_stop_signal, SIGTERM);
+  uv_signal_start(&sigint_, &App::on_stop_signal, SIGINT);
+  uv_signal_start(&sighup_, &App::on_reload_signal, SIGHUP);
+  uv_async_init(&main_loop_, &reload_async_, &App::on_reload_async);
+  reload_async_.data = this;
+  {
+    std::lock_guard lock(reload_mu_);
+    reload_open_ = true;
+  }
+  uv_timer_init(&main_loop_, &shutdown_timer_);
+  shutdown_timer_.data = this;
+  uv_run(&main_loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&main_loop_);
   for (auto& w : workers_) w->join();
+  if (http_) http_->stop();
   monitor_->stop();
   {
     std::lock_guard lock(switchover_mu_);
@@ -106,7 +105,159 @@ int App::run() {
   return 0;
 }
 
+void App::on_stop_signal(uv_signal_t* h, int signum) {
+  static_cast<App*>(h->data)->begin_shutdown(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+void App::on_reload_signal(uv_signal_t* h, int) { static_cast<App*>(h->data)->reload_now(); }
+
+void App::on_reload_async(uv_async_t* h) { static_cast<App*>(h->data)->reload_now(); }
+
+// Readiness fails at once, so that Kubernetes takes the pod out of its Services; clients
+// are served on for shutdown_delay while that spreads; then the workers drain.
+void App::begin_shutdown(const char* signal_name) {
+  if (draining_.exchange(true)) return;
+  const auto delay = config_->listen.shutdown_delay;
+  log_info("shutdown").kv("signal", signal_name).kv("shutdown_delay_ms", static_cast<long long>(delay.count()));
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigterm_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sigint_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&sighup_), nullptr);
+  {
+    std::lock_guard lock(reload_mu_);
+    reload_open_ = false;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&reload_async_), nullptr);
+  uv_timer_start(&shutdown_timer_, &App::on_shutdown_delay, static_cast<uint64_t>(delay.count()), 0);
+}
+
+void App::on_shutdown_delay(uv_timer_t* t) {
+  auto* self = static_cast<App*>(t->data);
+  log_info("drain_started").kv("drain_timeout_ms", static_cast<long long>(self->config_->listen.drain_timeout.count()));
+  for (auto& w : self->workers_) w->request_stop();
+  uv_close(reinterpret_cast<uv_handle_t*>(&self->shutdown_timer_), nullptr);
+}
+
+bool App::start_http(std::string& error) {
+  const config::Http& h = config_->http;
+  if (h.port == 0) return true;
+  http::HttpHandlers handlers;
+  handlers.metrics = [this] { return metrics_text(); };
+  handlers.healthz = [this] {
+    std::string stale;
+    return loops_alive(stale) ? http::ProbeResult::healthy() : http::ProbeResult::failing(stale);
+  };
+  handlers.readyz = [this](bool databases) {
+    if (!listening_) return http::ProbeResult::failing("not listening yet");
+    if (draining_) return http::ProbeResult::failing("shutting down");
+    std::string why;
+    if (databases && !databases_usable(why)) return http::ProbeResult::failing(why);
+    return http::ProbeResult::healthy();
+  };
+  http_ = std::make_unique<http::HttpServer>(std::move(handlers));
+  http::HttpServerOptions options;
+  options.address = h.address;
+  options.port = h.port;
+  options.log = [](std::string_view line) { log_warn("http").kv("detail", line); };
+  if (auto failed = http_->start(options)) {
+    error = *failed;
+    return false;
+  }
+  log_info("http_listening").kv("address", h.address).kv("port", h.port);
+  return true;
+}
+
+bool App::loops_alive(std::string& stale) const {
+  const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+  const auto limit = std::chrono::duration_cast<std::chrono::nanoseconds>(kLoopStallLimit).count();
+  for (const auto& w : workers_) {
+    const int64_t beat = w->heartbeat().load(std::memory_order_relaxed);
+    if (beat != 0 && now - beat > limit) {
+      stale = "worker " + std::to_string(w->id()) + " has not turned for " +
+              std::to_string((now - beat) / 1'000'000) + " ms";
+      return false;
+    }
+  }
+  return true;
+}
+
+bool App::databases_usable(std::string& why) const {
+  const auto snap = monitor_->snapshot();
+  for (const auto& [name, t] : snap->databases) {
+    bool usable = false;
+    for (std::size_t i = 0; i < t.servers.size() && !usable; ++i) {
+      const ServerStatus& s = t.servers[i];
+      usable = s.health == ServerHealth::Up && !s.refused;
+    }
+    if (!usable) {
+      why = "no usable server for database \"" + name + "\"";
+      return false;
+    }
+  }
+  return true;
+}
+
+void App::gather(bool rows, std::function<void(RuntimeStats)> done) {
+  struct Pending {
+    std::mutex mu;
+    RuntimeStats merged;
+    std::size_t left = 0;
+    std::function<void(RuntimeStats)> done;
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->left = workers_.size();
+  pending->done = std::move(done);
+  for (auto& w : workers_) {
+    Worker* target = w.get();
+    target->post([target, pending, rows] {
+      RuntimeStats mine;
+      target->collect(mine, rows);
+      std::function<void(RuntimeStats)> finish;
+      RuntimeStats all;
+      {
+        std::lock_guard lock(pending->mu);
+        pending->merged.merge(std::move(mine));
+        if (--pending->left == 0) {
+          finish = std::move(pending->done);
+          all = std::move(pending->merged);
+        }
+      }
+      if (finish) finish(std::move(all));
+    });
+  }
+}
+
+std::string App::metrics_text() {
+  auto result = std::make_shared<std::promise<RuntimeStats>>();
+  auto future = result->get_future();
+  gather(false, [result](RuntimeStats stats) { result->set_value(std::move(stats)); });
+  if (future.wait_for(kScrapeTimeout) != std::future_status::ready)
+    throw std::runtime_error("the workers did not answer within " + std::to_string(kScrapeTimeout.count()) + " s");
+  ProcessGauges process;
+  process.ready = listening_ && !draining_;
+  process.draining = draining_;
+  {
+    std::lock_guard lock(switchover_count_mu_);
+    process.switchovers = switchover_count_;
+  }
+  return render_metrics(future.get(), *monitor_->snapshot(), process);
+}
+
 void App::reload() {
+  std::lock_guard lock(reload_mu_);
+  if (reload_open_) uv_async_send(&reload_async_);
+}
+
+bool App::kill(const std::string& database) {
+  if (monitor_->snapshot()->find(database) == nullptr) return false;
+  log_warn("kill").kv("database", database);
+  for (auto& w : workers_) {
+    Worker* target = w.get();
+    target->post([target, database] { target->kill(database); });
+  }
+  return true;
+}
+
+void App::reload_now() {
   config::LoadResult loaded = config::load_file(config_path_);
   if (!loaded.problems.empty()) {
     for (const auto& p : loaded.problems) log_error("reload_failed").kv("problem", p.to_string());
@@ -178,6 +329,10 @@ void App::switchover(const std::string& database, const config::ServerAddress& a
     monitor_->repoint(database, address);
     std::string message = "database \"" + database + "\" now uses " + server_key(address);
     if (in_flight > 0) message += " (" + std::to_string(in_flight) + " transactions were still running on the old primary)";
+    {
+      std::lock_guard count_lock(switchover_count_mu_);
+      ++switchover_count_[database];
+    }
     done(true, message);
   });
 }

@@ -6,22 +6,30 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <uv.h>
+
 #include "config/schema.h"
+#include "proxy/admin/runtime_stats.h"
 #include "proxy/pooling/pool_limits.h"
 #include "proxy/pooling/runtime_services.h"
+
+namespace pgsidecar::http {
+class HttpServer;
+}
 
 namespace pgsidecar::proxy {
 
 class HealthMonitor;
 class Worker;
 
-class App final : public RuntimeServices {
+class App final : public RuntimeServices, public AdminServices {
  public:
   App(std::shared_ptr<const config::Config> config, std::string config_path);
   App(const App&) = delete;
@@ -43,9 +51,23 @@ class App final : public RuntimeServices {
   void switchover(const std::string& database, const config::ServerAddress& address,
                   std::chrono::milliseconds drain_bound, std::function<void(bool ok, std::string message)> done) override;
 
+  // AdminServices: safe from any thread.
+  void gather(bool rows, std::function<void(RuntimeStats)> done) override;
+  void reload() override;  // as SIGHUP: runs on the main thread
+  bool kill(const std::string& database) override;
+
  private:
-  void reload();  // SIGHUP, on the main thread
+  void reload_now();  // SIGHUP, on the main thread
   int in_flight_on(const std::string& database, const std::string& server_key);
+  bool start_http(std::string& error);
+  std::string metrics_text();  // on an HTTP thread: gathers from every worker, bounded
+  bool loops_alive(std::string& stale) const;
+  bool databases_usable(std::string& why) const;
+  void begin_shutdown(const char* signal_name);  // readiness fails now, the drain follows shutdown_delay
+  static void on_stop_signal(uv_signal_t* h, int signum);
+  static void on_reload_signal(uv_signal_t* h, int signum);
+  static void on_reload_async(uv_async_t* h);
+  static void on_shutdown_delay(uv_timer_t* t);
 
   // The current snapshot: read and replaced on the main thread only. Workers get their
   // own copy through their mailbox; sessions keep the one they logged in with.
@@ -57,6 +79,20 @@ class App final : public RuntimeServices {
   std::mutex switchover_mu_;
   std::vector<std::thread> switchovers_;
   std::atomic<int> client_count_{0};
+  std::atomic<bool> listening_{false};
+  std::atomic<bool> draining_{false};
+  std::mutex switchover_count_mu_;
+  std::map<std::string, uint64_t> switchover_count_;  // by database
+  std::unique_ptr<http::HttpServer> http_;
+  // The main thread's loop: signals, reload requests and the shutdown delay.
+  uv_loop_t main_loop_{};
+  uv_signal_t sigterm_{};
+  uv_signal_t sigint_{};
+  uv_signal_t sighup_{};
+  uv_async_t reload_async_{};
+  std::mutex reload_mu_;     // reload_open_: reload_async_ may be sent to
+  bool reload_open_ = false;
+  uv_timer_t shutdown_timer_{};
 };
 
 }  // namespace pgsidecar::proxy

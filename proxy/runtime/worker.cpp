@@ -1,6 +1,7 @@
 #include "proxy/runtime/worker.h"
 
 #include "proxy/core/log.h"
+#include "proxy/pooling/server_conn.h"
 #include "proxy/runtime/listener.h"
 
 namespace pgsidecar::proxy {
@@ -13,8 +14,8 @@ constexpr uint64_t kTickMs = 100;
 constexpr unsigned kClientCheckTicks = 10;
 }  // namespace
 
-Worker::Worker(RuntimeServices& runtime, int id, std::shared_ptr<const config::Config> config)
-    : runtime_(runtime), config_(std::move(config)), loop_(id), resources_(*config_) {
+Worker::Worker(RuntimeServices& runtime, AdminServices& admin, int id, std::shared_ptr<const config::Config> config)
+    : runtime_(runtime), admin_(admin), config_(std::move(config)), loop_(id), resources_(*config_) {
   uv_timer_init(loop_.uv(), &tick_);
   tick_.data = this;
 }
@@ -63,6 +64,7 @@ void Worker::stop_on_loop() {
   for (auto& l : listeners_) l->close();
   std::vector<ClientSession*> all;
   for (auto& [id, s] : sessions_) all.push_back(s.get());
+  clients_at_drain_ = all.size();
   for (ClientSession* s : all) s->drain();
   continue_stop();
 }
@@ -73,6 +75,12 @@ void Worker::continue_stop() {
   finished_ = true;
   std::vector<ClientSession*> all;
   for (auto& [id, s] : sessions_) all.push_back(s.get());
+  // Drained: closed at a transaction boundary (or idle); cut: still busy at drain_timeout.
+  log_info("drain_done")
+      .kv("worker", id())
+      .kv("clients", static_cast<long long>(clients_at_drain_))
+      .kv("drained", static_cast<long long>(clients_at_drain_ - std::min(clients_at_drain_, all.size())))
+      .kv("cut", static_cast<long long>(all.size()));
   for (ClientSession* s : all) s->close("drain_timeout reached");
   for (auto& [key, pool] : pools_) pool->close_all();
   uv_timer_stop(&tick_);
@@ -132,6 +140,7 @@ void Worker::on_resume(void* self, uint64_t session) {
 void Worker::on_tick(uv_timer_t* t) {
   auto* self = static_cast<Worker*>(t->data);
   const auto now = self->loop_.now();
+  self->heartbeat_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   if (self->stopping_) {
     self->continue_stop();
     if (self->finished_) return;
@@ -152,6 +161,70 @@ void Worker::check_client_timeouts(std::chrono::steady_clock::time_point now) {
   }
   for (ClientSession* s : late) s->login_timed_out();
   for (ClientSession* s : idle) s->close_idle();
+}
+
+// `out` is this worker's own, empty; the caller merges the workers' parts.
+void Worker::collect(RuntimeStats& out, bool rows) {
+  const auto now = loop_.now();
+  for (auto& [key, pool] : pools_) {
+    PoolStats& p = out.pools[PoolName{key.database, key.user}];
+    p.pool_size = std::max(p.pool_size, pool->limits().size());
+    p.add_metrics(pool->metrics(), now);
+    pool->for_each_server([&](const ServerConn& s) {
+      if (s.logging_in()) {
+        ++p.servers_connecting;
+      } else if (s.leased_or_resetting()) {
+        ++p.servers_active;
+      } else if (s.state() == ServerState::Idle) {
+        ++p.servers_idle;
+      }
+      if (!rows) return;
+      ServerRow row;
+      row.worker = id();
+      row.id = s.id();
+      row.database = key.database;
+      row.user = key.user;
+      row.server = key.server;
+      row.state = s.logging_in() ? "login" : s.leased_or_resetting() ? "active" : s.closing() ? "closing" : "idle";
+      row.backend_pid = s.backend_pid();
+      row.connected_seconds = std::chrono::duration_cast<std::chrono::seconds>(now - s.created_at()).count();
+      row.client = s.lessee() != nullptr ? s.lessee()->lessee_id() : 0;
+      out.servers.push_back(std::move(row));
+    });
+  }
+  const uint64_t hr_now = uv_hrtime();
+  for (auto& [pid, s] : sessions_) {
+    const bool pooled = s->phase() == ClientPhase::Ready || s->phase() == ClientPhase::LoggingIn;
+    if (pooled && !s->database_name().empty()) {
+      PoolStats& p = out.pools[PoolName{s->database_name(), s->user_name()}];
+      const std::string_view state = s->state_name();
+      if (state == "active") ++p.clients_active;
+      else if (state == "waiting") ++p.clients_waiting;
+      else if (state == "idle") ++p.clients_idle;
+    }
+    if (!rows) continue;
+    ClientRow row;
+    row.worker = id();
+    row.id = s->id();
+    row.virtual_pid = s->virtual_pid();
+    row.user = s->user_name();
+    row.database = s->database_name();
+    row.state = s->state_name();
+    row.server_pid = s->server() != nullptr ? s->server()->backend_pid() : 0;
+    if (s->waiting_since() != 0) row.wait_seconds = static_cast<double>(hr_now - s->waiting_since()) / 1e9;
+    out.clients.push_back(std::move(row));
+  }
+  out.counters = resources_.counters;
+  out.workers_answered = 1;
+}
+
+void Worker::kill(const std::string& database) {
+  std::vector<ClientSession*> doomed;
+  for (auto& [pid, s] : sessions_)
+    if (s->database_name() == database) doomed.push_back(s.get());
+  for (ClientSession* s : doomed) s->kill();
+  for (auto& [key, pool] : pools_)
+    if (key.database == database) pool->close_idle();
 }
 
 int32_t Worker::new_virtual_pid() {

@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -18,6 +19,7 @@
 
 #include "config/schema.h"
 #include "proxy/core/ids.h"
+#include "proxy/admin/runtime_stats.h"
 #include "proxy/io/loop.h"
 #include "proxy/pooling/pool_shard.h"
 #include "proxy/pooling/runtime_services.h"
@@ -47,7 +49,7 @@ constexpr int worker_of_virtual_pid(int32_t pid) {
 
 class Worker final : public SessionHost, public LesseeDirectory {
  public:
-  Worker(RuntimeServices& runtime, int id, std::shared_ptr<const config::Config> config);
+  Worker(RuntimeServices& runtime, AdminServices& admin, int id, std::shared_ptr<const config::Config> config);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -71,10 +73,17 @@ class Worker final : public SessionHost, public LesseeDirectory {
   void set_topology(std::shared_ptr<const TopologySnapshot> snapshot);
   void set_config(std::shared_ptr<const config::Config> config) { config_ = std::move(config); }
   std::size_t session_count() const { return sessions_.size(); }
+  // This worker's part of the runtime's statistics (on the loop thread).
+  void collect(RuntimeStats& out, bool rows);
+  // KILL db: every client of `database` gets FATAL now, its idle servers close.
+  void kill(const std::string& database);
+  // Called every tick: the loop turns (liveness for /healthz).
+  std::atomic<int64_t>& heartbeat() { return heartbeat_; }
 
   // SessionHost
   io::Loop& loop() override { return loop_; }
   RuntimeServices& runtime() override { return runtime_; }
+  AdminServices& admin() override { return admin_; }
   SessionResources& resources() override { return resources_; }
   std::shared_ptr<const config::Config> current_config() const override { return config_; }
   const TopologySnapshot& topology() const override { return *topology_; }
@@ -100,6 +109,7 @@ class Worker final : public SessionHost, public LesseeDirectory {
   int32_t new_virtual_pid();
 
   RuntimeServices& runtime_;
+  AdminServices& admin_;
   std::shared_ptr<const config::Config> config_;  // for new logins; sessions keep their own
   io::Loop loop_;
   SessionResources resources_;
@@ -116,7 +126,9 @@ class Worker final : public SessionHost, public LesseeDirectory {
     std::chrono::steady_clock::time_point deadline;
   };
   std::vector<RouteWaiter> route_waiters_;
+  std::atomic<int64_t> heartbeat_{0};  // steady_clock ns of the last tick
   bool stopping_ = false;  // draining: no new clients
+  std::size_t clients_at_drain_ = 0;
   bool finished_ = false;  // handles closing, the loop is ending
   std::chrono::steady_clock::time_point drain_deadline_{};
 };

@@ -43,7 +43,7 @@ ClientSession::Pass ClientSession::process_admin_messages() {
     std::vector<std::byte> out;
     const SessionId id = id_;
     SessionHost* host = &host_;
-    AdminContext context{host_.runtime(), *config_, host_.topology(), host_.loop()};
+    AdminContext context{host_.runtime(), host_.admin(), *config_, host_.topology(), host_.loop()};
     const bool done = run_admin_command(context, sql, out, [host, id](std::vector<std::byte> reply) {
       ClientSession* self = host->find_session(id);
       if (self == nullptr || self->phase_ != ClientPhase::AdminBusy) return;

@@ -249,6 +249,7 @@ void ClientSession::authentication_succeeded() {
     return;
   }
   session_mode_ = database_->pool.mode == config::PoolMode::Session;
+  db_counters_ = &host_.resources().counters.databases[database_->name];
   statements_ = ClientStatements(static_cast<std::size_t>(database_->pool.max_prepared_statements));
   take_startup_settings();
   // The ParameterStatus values to report come from a server login of the pool this
@@ -293,6 +294,7 @@ void ClientSession::finish_login(const ParamMap& server_params) {
   protocol::append_ready_for_query(out, 'I');
   send_own(std::move(out));
   set_phase(ClientPhase::Ready, "logged in");
+  ++db_counters_->logins;
   log_debug("client_logged_in")
       .kv("worker", host_.loop().id())
       .kv("session", static_cast<long long>(id_))
@@ -301,6 +303,7 @@ void ClientSession::finish_login(const ParamMap& server_params) {
 }
 
 void ClientSession::fail_login(const ProxyError& why) {
+  ++host_.resources().counters.login_failures[why.sqlstate];
   log_info("client_login_failed")
       .kv("worker", host_.loop().id())
       .kv("session", static_cast<long long>(id_))

@@ -89,6 +89,11 @@ void ClientSession::route_and_acquire(Intent intent) {
                          database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
       retry_.bytes.clear();
       const ServerStatus& target = topology->servers[static_cast<std::size_t>(r.server)];
+      if (intent == Intent::Read && r.server != topology->primary) ++db_counters_->replica_reads;
+      if (write_held_) {
+        write_held_ = false;
+        ++db_counters_->writes_resumed;
+      }
       // No lookup per transaction: the pool of the server routed to last time is kept.
       if (cached_pool_ == nullptr || cached_pool_->key().server != target.key)
         cached_pool_ = &host_.pool_for(config_, *database_, *user_, target.address);
@@ -109,6 +114,8 @@ void ClientSession::route_and_acquire(Intent intent) {
         return;
       }
       lease_ = Lease::WaitingForRoute;
+      write_held_ = !route_wait_.pause;
+      if (timing_.wait_started == 0) timing_.wait_started = uv_hrtime();
       host_.wait_for_route(id_, *route_wait_.deadline);
       return;
     }
@@ -128,9 +135,11 @@ void ClientSession::acquire_from(PoolShard& pool) {
       return;
     }
   }
+  if (timing_.wait_started == 0) timing_.wait_started = uv_hrtime();
   Acquired got = pool.acquire(*this);
   switch (got.kind) {
     case Acquired::Kind::Leased:
+      note_wait_over(pool);
       if (phase_ == ClientPhase::LoggingIn) {
         // Only the server's parameters were wanted: give it straight back.
         const ParamMap params = got.server->params();
@@ -152,6 +161,9 @@ void ClientSession::acquire_from(PoolShard& pool) {
 
 void ClientSession::fail_route(ProxyError e) {
   lease_ = Lease::None;
+  timing_.wait_started = 0;
+  if (write_held_ && e.code == ProxyErrc::WriteWaitExpired) ++db_counters_->writes_failed;
+  write_held_ = false;
   if (phase_ == ClientPhase::LoggingIn) {
     send_error(e.as_fatal(), false);
     return;

@@ -242,6 +242,7 @@ void ClientSession::send_own(std::vector<std::byte> bytes) {
 }
 
 void ClientSession::send_error(const ProxyError& e, bool with_ready) {
+  ++host_.resources().counters.errors[e.sqlstate];
   std::vector<std::byte> out;
   protocol::append_error_response(out, e.fields());
   if (with_ready) protocol::append_ready_for_query(out, exchange_.tx_status);
@@ -282,9 +283,30 @@ void ClientSession::close_idle() {
              false);
 }
 
-void ClientSession::drain() {
+const char* ClientSession::state_name() const {
+  switch (phase_) {
+    case ClientPhase::Startup:
+    case ClientPhase::Authenticating:
+      return "login";
+    case ClientPhase::LoggingIn:
+      return "waiting";
+    case ClientPhase::Ready:
+      if (lease_ == Lease::Linked) return "active";
+      return lease_ == Lease::None ? "idle" : "waiting";
+    case ClientPhase::Admin:
+    case ClientPhase::AdminBusy:
+      return "admin";
+    case ClientPhase::Failing:
+    case ClientPhase::Closed:
+      return "closing";
+  }
+  return "?";
+}
+
+void ClientSession::terminate(ProxyErrc why) {
   if (closed() || phase_ == ClientPhase::Failing) return;
   draining_ = true;
+  drain_reason_ = why;
   const bool busy = (phase_ == ClientPhase::Ready && lease_ != Lease::None) || phase_ == ClientPhase::AdminBusy;
   if (!busy) close_for_shutdown();
   // Busy: closed at the end of its transaction (unlink_server / on_ready_for_query).
@@ -295,7 +317,16 @@ void ClientSession::close_for_shutdown() {
     close("shutting down");
     return;
   }
-  send_error(make_error(ProxyErrc::ShuttingDown), false);
+  send_error(make_error(drain_reason_, {database_name_}), false);
+}
+
+void ClientSession::kill() {
+  if (closed() || phase_ == ClientPhase::Failing) return;
+  if (phase_ != ClientPhase::Ready) {
+    close("killed");
+    return;
+  }
+  send_error(make_error(ProxyErrc::KilledByAdmin, {database_name_}), false);
 }
 
 void ClientSession::reject_too_many(int limit) {
@@ -367,6 +398,11 @@ ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& 
   forward_dest_ = server_->stream();  // a batch goes to one server: it was linked before any byte
   const std::span<const std::byte> body = in.subspan(5, std::min(h.body_size(), in.size() - 5));
   if (!note_for_server(h, body)) return Step::Stop;
+  if (timing_.request_started == 0) {
+    timing_.request_started = uv_hrtime();
+    if (timing_.transaction_started == 0) timing_.transaction_started = timing_.request_started;
+  }
+  server_->pool().metrics().bytes_received += h.total_size();
   const std::size_t n = std::min(h.total_size(), in.size());
   capture_for_retry(input_.read_pos(), n);
   forward().add_input(input_.read_pos(), n);
@@ -539,7 +575,7 @@ bool ClientSession::flush_forward() {
   if (result == OutboundBatch::Flush::Queued) return false;
   // The server connection is broken: handled like any lost server (replay or FATAL).
   if (server_ != nullptr) {
-    server_->close(std::string("write to server failed: ") + uv_strerror(forward_->error()));
+    server_->close(ServerCloseReason::ServerGone, std::string("write to server failed: ") + uv_strerror(forward_->error()));
   } else {
     close("write to server failed");
   }
@@ -568,9 +604,16 @@ void ClientSession::on_server_assigned(ServerConn& server) {
     pool_->release(server, ReleaseKind::Reusable);
     finish_login(params);
   } else {
+    note_wait_over(server.pool());
     link_server(server);
   }
   host_.resume_later(id_);
+}
+
+void ClientSession::note_wait_over(PoolShard& pool) {
+  if (timing_.wait_started == 0) return;
+  pool.metrics().client_wait.record(std::chrono::nanoseconds(uv_hrtime() - timing_.wait_started));
+  timing_.wait_started = 0;
 }
 
 void ClientSession::link_server(ServerConn& server) {
@@ -633,7 +676,8 @@ void ClientSession::on_server_lost(std::string_view reason) {
     retry_.used = true;
     retry_.avoid = routed_server_;
     retry_.capturing = false;
-    retry_.replay_pending = true;  // process_input() replays once no write is in flight
+    retry_.replay_pending = true;
+    if (db_counters_ != nullptr) ++db_counters_->reads_replayed;  // process_input() replays once no write is in flight
     exchange_.extended = false;
     exchange_.copy_in = false;
     passthrough_ = 0;
@@ -650,11 +694,32 @@ void ClientSession::on_server_lost(std::string_view reason) {
 void ClientSession::on_ready_for_query(char tx_status) {
   exchange_.tx_status = tx_status;
   if (server_ == nullptr) return;
+  note_request_done(server_->pool().metrics(), tx_status);
   if (session_mode_) {
     if (draining_ && between_transactions()) close_for_shutdown();  // the server goes back with a reset
     return;
   }
   if (between_transactions() && !exchange_.copy_in) unlink_server(true);
+}
+
+void ClientSession::note_request_done(PoolMetrics& metrics, char tx_status) {
+  const uint64_t now = uv_hrtime();
+  const auto loop_now = host_.loop().now();
+  ++metrics.queries;
+  if (timing_.request_started != 0) {
+    const std::chrono::nanoseconds took(now - timing_.request_started);
+    metrics.query.record(took);
+    metrics.query_window.record(took, loop_now);
+    timing_.request_started = 0;
+  }
+  if (tx_status != 'I') return;
+  ++metrics.transactions;
+  if (timing_.transaction_started != 0) {
+    const std::chrono::nanoseconds took(now - timing_.transaction_started);
+    metrics.transaction.record(took);
+    metrics.transaction_window.record(took, loop_now);
+    timing_.transaction_started = 0;
+  }
 }
 
 void ClientSession::on_parameter_status(std::string_view name, std::string_view value) { params_.set(name, value); }

@@ -73,6 +73,14 @@ class ClientSession final : public ServerLessee {
   int32_t virtual_pid() const { return virtual_pid_; }
   int32_t virtual_secret() const { return virtual_secret_; }
   ClientPhase phase() const { return phase_; }
+  Lease lease() const { return lease_; }
+  // uv_hrtime() since when it has waited for a server or a route; 0 when not waiting.
+  uint64_t waiting_since() const { return timing_.wait_started; }
+  // A word for SHOW CLIENTS: login, idle, waiting, active, admin, closing.
+  const char* state_name() const;
+  // Shutting down or KILL: close now if idle, else at the transaction's end, with `why`.
+  void terminate(ProxyErrc why);
+  void kill();  // KILL db: FATAL now; a server mid-transaction is closed
   ServerConn* server() { return server_; }
   const std::string& user_name() const { return user_name_; }
   const std::string& database_name() const { return database_name_; }
@@ -82,7 +90,7 @@ class ClientSession final : public ServerLessee {
   bool login_expired(std::chrono::steady_clock::time_point now) const;  // [auth] login_timeout
   void close_idle();
   void reject_too_many(int limit);  // max_client_connections reached
-  void drain();                     // shutting down: close now if idle, else at the transaction's end
+  void drain() { terminate(ProxyErrc::ShuttingDown); }  // shutting down
   void retry_route();               // a new topology snapshot: try routing again
   void route_wait_expired();        // write_wait (or the switchover pause) ran out
   void login_timed_out();           // answers 57014 and closes (no-op once logged in)
@@ -139,6 +147,8 @@ class ClientSession final : public ServerLessee {
   LocalPrepare try_prepare_locally(std::span<const std::byte> in, const protocol::FrameHeader& h);
   void ensure_statement_on_server(std::string_view name);
   void link_server(ServerConn& server);
+  void note_wait_over(PoolShard& pool);                        // client_wait histogram
+  void note_request_done(PoolMetrics& metrics, char tx_status);  // query and transaction histograms
   void unlink_server(bool reusable);
   void release_on_close();
   bool flush_forward();  // true: written at once (no completion callback follows)
@@ -201,7 +211,8 @@ class ClientSession final : public ServerLessee {
   const config::User* user_ = nullptr;
   const config::Database* database_ = nullptr;
   bool session_mode_ = false;  // pool mode of database_
-  bool draining_ = false;      // the worker is stopping: close at the next transaction boundary
+  bool draining_ = false;      // close at the next transaction boundary (shutdown, KILL)
+  ProxyErrc drain_reason_ = ProxyErrc::ShuttingDown;
 
   PoolShard* pool_ = nullptr;       // the pool of the lease (waited in or linked from)
   PoolShard* cached_pool_ = nullptr;  // the pool of the server last routed to
@@ -230,6 +241,15 @@ class ClientSession final : public ServerLessee {
     int avoid = -1;               // the server that failed
     std::vector<std::byte> bytes;
   } retry_;
+
+  // Timing for the pool's latency histograms (uv_hrtime(); 0: not running).
+  struct Timing {
+    uint64_t wait_started = 0;         // asked a pool for a server
+    uint64_t request_started = 0;      // first message of a request forwarded
+    uint64_t transaction_started = 0;  // first message of a transaction forwarded
+  } timing_;
+  DatabaseCounters* db_counters_ = nullptr;  // this worker's counters for database_
+  bool write_held_ = false;  // this write waits (or waited) for the primary: counted when it ends
 
   ParamMap params_;            // the settings this client expects (reported ones)
   ParamList defaults_;         // its non-reported startup settings

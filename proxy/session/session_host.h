@@ -11,6 +11,7 @@
 
 #include "config/schema.h"
 #include "proxy/core/ids.h"
+#include "proxy/admin/runtime_stats.h"
 #include "proxy/io/loop.h"
 #include "proxy/pooling/pool_shard.h"
 #include "proxy/pooling/runtime_services.h"
@@ -25,6 +26,7 @@ class SessionHost {
  public:
   virtual io::Loop& loop() = 0;
   virtual RuntimeServices& runtime() = 0;
+  virtual AdminServices& admin() = 0;
   virtual SessionResources& resources() = 0;
   // The snapshot a new session logs in with and keeps for its whole life.
   virtual std::shared_ptr<const config::Config> current_config() const = 0;

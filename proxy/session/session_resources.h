@@ -14,6 +14,7 @@
 #include "config/schema.h"
 #include "protocol/scram.h"
 #include "proxy/pooling/parameters.h"
+#include "proxy/pooling/pool_metrics.h"
 #include "sql/classify_cache.h"
 
 namespace pgsidecar::proxy {
@@ -46,6 +47,7 @@ struct SessionResources {
   explicit SessionResources(const config::Config& config) : credentials(config) {}
 
   ParamSets param_sets;
+  SessionCounters counters;
   sql::ClassificationCache classifier;
   Credentials credentials;
 };
