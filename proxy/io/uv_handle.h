@@ -25,9 +25,10 @@ class HandleGroup {
     ++open_;
   }
   // Idempotent. From here on the handle's `data` points at the group: libuv calls nothing
-  // else on a closing handle but its close callback.
+  // else on a closing handle but its close callback. (Not `data == this` to tell: the
+  // group may sit at its owner's own address.)
   void close(uv_handle_t* h) {
-    if (h->data == this || uv_is_closing(h)) return;
+    if (uv_is_closing(h)) return;
     h->data = this;
     uv_close(h, &HandleGroup::on_closed);
   }
