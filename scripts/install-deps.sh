@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what pgsidecar needs to build and test on Debian 12: compilers, libraries,
 # PostgreSQL 15 (server binaries for the test cluster), PgBouncer (benchmarks), promtool
-# (package prometheus: the unit tests lint the metrics exposition with it; its server is
-# never used), and the client libraries the client tests use. Idempotent: when everything
-# is present it touches nothing and takes well under a second.
+# (package prometheus: the unit tests lint the metrics exposition and check deploy/'s
+# alert rules with it; its server is never used), the client libraries the client tests
+# use, and the npm packages of the client and deployment tests. Idempotent: when
+# everything is present it touches nothing and takes well under a second.
 #
 # The tests never use Debian's own PostgreSQL cluster ("main", port 5432) that the
 # postgresql package may create and start: they run their own servers from
@@ -45,21 +46,25 @@ for pkg in "${packages[@]}"; do
   missing+=("$pkg")
 done
 
-# node-postgres for the client tests (tests/clients/node), from the npm registry at the
-# versions package-lock.json pins; skipped while node_modules is newer than the lock file.
+# npm packages, from the npm registry at the versions each package-lock.json pins:
+# node-postgres for the client tests (tests/clients/node), and the Kubernetes schema
+# models, YAML and TOML readers of the deployment checks (tests/deploy/node). A directory
+# is skipped while its node_modules is newer than its lock file.
 install_node_modules() {
-  local dir stamp
-  dir=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)/tests/clients/node
-  stamp=$dir/node_modules/.pgsidecar-installed
-  if [[ -f $stamp && $stamp -nt $dir/package-lock.json && $stamp -nt $dir/package.json ]]; then
-    return 0
-  fi
-  echo "install-deps: npm ci in $dir"
-  (cd -- "$dir" && npm ci --no-audit --no-fund) || {
-    echo "install-deps: npm ci failed in $dir (is the npm registry reachable?)" >&2
-    exit 1
-  }
-  touch -- "$stamp"
+  local root dir stamp
+  root=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
+  for dir in "$root/tests/clients/node" "$root/tests/deploy/node"; do
+    stamp=$dir/node_modules/.pgsidecar-installed
+    if [[ -f $stamp && $stamp -nt $dir/package-lock.json && $stamp -nt $dir/package.json ]]; then
+      continue
+    fi
+    echo "install-deps: npm ci in $dir"
+    (cd -- "$dir" && npm ci --no-audit --no-fund) || {
+      echo "install-deps: npm ci failed in $dir (is the npm registry reachable?)" >&2
+      exit 1
+    }
+    touch -- "$stamp"
+  done
 }
 
 if ((${#missing[@]} == 0)); then
