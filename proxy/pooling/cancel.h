@@ -1,11 +1,13 @@
-// Sends a CancelRequest to a server on a connection of its own, as PostgreSQL requires,
-// and forgets about it: the server closes the connection without a reply.
+// Sends a CancelRequest to a server on a connection of its own, as PostgreSQL requires.
+// The server closes the connection without a reply once it has signalled the backend;
+// `done` runs then (or on failure, or after kCancelTimeout), on the loop's thread.
 #pragma once
 
 #include "proxy/pooling/layer.h"
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 
 #include "proxy/io/loop.h"
 #include "proxy/pooling/server_address.h"
@@ -16,6 +18,6 @@ namespace pgsidecar::proxy {
 inline constexpr std::chrono::milliseconds kCancelTimeout{5000};
 
 void send_cancel_request(io::Loop& loop, const ResolvedAddress& address, int32_t backend_pid,
-                         int32_t backend_secret);
+                         int32_t backend_secret, std::function<void()> done);
 
 }  // namespace pgsidecar::proxy

@@ -35,8 +35,10 @@ class RuntimeServices {
   // worker's clients starve for one.
   virtual void broadcast_slot_freed(const PoolKey& key, int from_worker) = 0;
   virtual void broadcast_server_wanted(const PoolKey& key, int from_worker) = 0;
-  // A CancelRequest arrived: route it to the worker that owns the virtual pid.
-  virtual void route_cancel(int32_t virtual_pid, int32_t secret) = 0;
+  // A CancelRequest arrived: route it to the worker that owns the virtual pid. `done` runs
+  // (on some thread) once the server has taken the cancel, or it was dropped: the client's
+  // cancel connection stays open until then, as PostgreSQL's does until the signal is sent.
+  virtual void route_cancel(int32_t virtual_pid, int32_t secret, std::function<void()> done) = 0;
   // Every pool's shared limits, and the number of clients on all workers.
   virtual PoolRegistry& pools() = 0;
   virtual std::atomic<int>& client_count() = 0;

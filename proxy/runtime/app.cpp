@@ -357,17 +357,23 @@ void App::broadcast_server_wanted(const PoolKey& key, int from_worker) {
   }
 }
 
-void App::route_cancel(int32_t virtual_pid, int32_t secret) {
+void App::route_cancel(int32_t virtual_pid, int32_t secret, std::function<void()> done) {
   const int owner = worker_of_virtual_pid(virtual_pid);
-  if (owner < 0 || owner >= static_cast<int>(workers_.size())) return;  // not ours: ignore, as PostgreSQL does
+  if (owner < 0 || owner >= static_cast<int>(workers_.size())) {  // not ours: ignore, as PostgreSQL does
+    done();
+    return;
+  }
   Worker* w = workers_[static_cast<std::size_t>(owner)].get();
-  w->post([w, virtual_pid, secret] {
+  w->post([w, virtual_pid, secret, done = std::move(done)]() mutable {
     ClientSession* s = w->find_session_by_pid(virtual_pid);
-    if (s == nullptr || s->virtual_secret() != secret) return;
-    ServerConn* server = s->server();
-    if (server == nullptr) return;  // nothing running
+    ServerConn* server = s != nullptr && s->virtual_secret() == secret ? s->server() : nullptr;
+    if (server == nullptr) {  // unknown key, or nothing running
+      done();
+      return;
+    }
     log_info("cancel_forwarded").kv("worker", w->id()).kv("session", static_cast<long long>(s->id()));
-    send_cancel_request(w->loop(), server->pool().address(), server->backend_pid(), server->backend_secret());
+    send_cancel_request(w->loop(), server->pool().address(), server->backend_pid(), server->backend_secret(),
+                        std::move(done));
   });
 }
 

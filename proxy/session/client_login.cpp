@@ -83,10 +83,22 @@ bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {
       // No TLS or GSS encryption yet: 'N' tells the client to go on in plain text.
       send_own({std::byte{'N'}});
       return true;
-    case protocol::StartupKind::CancelRequest:
-      host_.runtime().route_cancel(packet.cancel.process_id, packet.cancel.secret_key);
-      close("cancel request");
+    case protocol::StartupKind::CancelRequest: {
+      // The connection stays open (reading nothing more) until the server has taken the
+      // cancel, so that the client's PQcancel returns only then, as it does without us.
+      if (reading_) uv_read_stop(stream_.stream);
+      reading_ = false;
+      set_phase(ClientPhase::Failing, "cancel request");
+      io::Loop* loop = &host_.loop();
+      SessionHost* host = &host_;
+      const SessionId id = id_;
+      host_.runtime().route_cancel(packet.cancel.process_id, packet.cancel.secret_key, [loop, host, id] {
+        loop->post([host, id] {
+          if (ClientSession* self = host->find_session(id)) self->close("cancel request done");
+        });
+      });
       return false;
+    }
     case protocol::StartupKind::StartupMessage:
       break;
   }
