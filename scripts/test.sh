@@ -4,7 +4,9 @@
 #   2. build-asan/: Debug with AddressSanitizer + UndefinedBehaviorSanitizer
 #   3. build/: Release, so that build/pgsidecar exists
 #   4. scripts/fuzz.sh 20 when clang is available (each fuzz target for 20 s)
-#   5. ctest in build-asan: unit tests, then integration tests against a real PostgreSQL
+#   5. scripts/container-test.sh: the container image built with podman and run in front
+#      of a test cluster (skipped with PGSIDECAR_SKIP_CONTAINER_TEST=1)
+#   6. ctest in build-asan: unit tests, then integration tests against a real PostgreSQL
 #      primary + replica that the ctest fixture `cluster` starts and stops
 # Exits non-zero when any step fails; ctest's summary is the last thing printed.
 # Ctrl-C or SIGTERM stops the test cluster too.
@@ -57,11 +59,25 @@ else
   fi
 fi
 
+container_status=0
+step "container image"
+if [[ ${PGSIDECAR_SKIP_CONTAINER_TEST:-0} == 1 ]]; then
+  echo "test.sh: PGSIDECAR_SKIP_CONTAINER_TEST=1: skipping scripts/container-test.sh"
+else
+  bash scripts/container-test.sh || container_status=$?
+  if ((container_status != 0)); then
+    echo "test.sh: FAILED: scripts/container-test.sh exited with status $container_status" >&2
+  fi
+fi
+
 step "ctest (build-asan)"
 ctest_status=0
 ctest --test-dir build-asan --output-on-failure || ctest_status=$?
 
 if ((ctest_status != 0)); then
   exit "$ctest_status"
+fi
+if ((container_status != 0)); then
+  exit "$container_status"
 fi
 exit "$fuzz_status"
