@@ -35,6 +35,9 @@ class RuntimeServices {
   // worker's clients starve for one.
   virtual void broadcast_slot_freed(const PoolKey& key, int from_worker) = 0;
   virtual void broadcast_server_wanted(const PoolKey& key, int from_worker) = 0;
+  // A login to `server_key` ended while logins were held back: every worker, this one
+  // included, tries again on its next loop turn.
+  virtual void broadcast_login_slot_freed(const std::string& server_key) = 0;
   // A CancelRequest arrived: route it to the worker that owns the virtual pid.
   virtual void route_cancel(int32_t virtual_pid, int32_t secret) = 0;
   // Every pool's shared limits, and the number of clients on all workers.

@@ -202,6 +202,17 @@ void App::broadcast_server_wanted(const PoolKey& key, int from_worker) {
   }
 }
 
+void App::broadcast_login_slot_freed(const std::string& server_key) {
+  for (auto& w : workers_) {
+    Worker* target = w.get();
+    target->post([target, server_key] {
+      target->for_each_pool([&](PoolShard& p) {
+        if (p.key().server == server_key) p.on_slot_freed();
+      });
+    });
+  }
+}
+
 void App::route_cancel(int32_t virtual_pid, int32_t secret) {
   const int owner = worker_of_virtual_pid(virtual_pid);
   if (owner < 0 || owner >= static_cast<int>(workers_.size())) return;  // not ours: ignore, as PostgreSQL does
