@@ -51,10 +51,13 @@ constexpr std::string_view kPoolKeys[] = {"mode",
                                           "server_idle_timeout",
                                           "server_lifetime",
                                           "client_idle_timeout",
-                                          "max_prepared_statements"};
+                                          "max_prepared_statements",
+                                          "max_concurrent_logins",
+                                          "min_size"};
 constexpr std::string_view kHealthKeys[] = {"interval", "timeout", "failures_before_down", "successes_before_up"};
-constexpr std::string_view kDatabaseKeys[] = {"name",      "primary",   "replicas",       "reads",
-                                              "on_primary_down", "write_wait", "max_replica_lag"};
+constexpr std::string_view kDatabaseKeys[] = {"name",       "primary",         "replicas",
+                                              "reads",      "on_primary_down", "write_wait",
+                                              "max_replica_lag", "fleet_max_connections"};
 
 constexpr std::array kPoolModes{PoolMode::Session, PoolMode::Transaction};
 constexpr std::array kAuthMethods{AuthMethod::ScramSha256, AuthMethod::Md5, AuthMethod::Trust};
@@ -456,6 +459,7 @@ void read_admin(Reader& r, const toml::table& t, Config& cfg) {
 struct PoolNodes {
   const toml::node* size = nullptr;
   const toml::node* min_idle = nullptr;
+  const toml::node* min_size = nullptr;
 };
 
 PoolNodes read_pool(Reader& r, const toml::table& t, const std::string& p, PoolSettings& s) {
@@ -469,17 +473,25 @@ PoolNodes read_pool(Reader& r, const toml::table& t, const std::string& p, PoolS
   r.duration(t, p, "server_lifetime", Zero::Allowed, s.server_lifetime);
   r.duration(t, p, "client_idle_timeout", Zero::Allowed, s.client_idle_timeout);
   r.integer(t, p, "max_prepared_statements", 0, INT_MAX, s.max_prepared_statements);
+  r.integer(t, p, "max_concurrent_logins", 1, INT_MAX, s.max_concurrent_logins);
+  nodes.min_size = r.integer(t, p, "min_size", 1, INT_MAX, s.min_size);
   return nodes;
 }
 
-// Reported where the offending value was written; a pair inherited whole from
-// [pool_defaults] was reported there already.
-void check_min_idle(Reader& r, const std::string& p, const PoolSettings& s, const PoolNodes& nodes) {
-  if (s.min_idle <= s.size) return;
-  const toml::node* at = nodes.min_idle != nullptr ? nodes.min_idle : nodes.size;
+// `key` (min_idle or min_size) must not exceed size. Reported where the offending value
+// was written; a pair inherited whole from [pool_defaults] was reported there already.
+void check_not_above_size(Reader& r, const std::string& p, std::string_view key, int value, const toml::node* node,
+                          const PoolSettings& s, const PoolNodes& nodes) {
+  if (value <= s.size) return;
+  const toml::node* at = node != nullptr ? node : nodes.size;
   if (at == nullptr) return;
-  r.report(child(p, nodes.min_idle != nullptr ? "min_idle" : "size"), at->source(),
-           "min_idle (" + std::to_string(s.min_idle) + ") must not exceed size (" + std::to_string(s.size) + ")");
+  r.report(child(p, node != nullptr ? key : "size"), at->source(),
+           std::string(key) + " (" + std::to_string(value) + ") must not exceed size (" + std::to_string(s.size) + ")");
+}
+
+void check_pool(Reader& r, const std::string& p, const PoolSettings& s, const PoolNodes& nodes) {
+  check_not_above_size(r, p, "min_idle", s.min_idle, nodes.min_idle, s, nodes);
+  check_not_above_size(r, p, "min_size", s.min_size, nodes.min_size, s, nodes);
 }
 
 void read_health(Reader& r, const toml::table& t, Health& out) {
@@ -533,7 +545,13 @@ void read_databases(Reader& r, const toml::table& root, Config& cfg) {
     r.choice(*t, p, "on_primary_down", kPrimaryDownPolicies, d.on_primary_down);
     r.duration(*t, p, "write_wait", Zero::Allowed, d.write_wait);
     r.duration(*t, p, "max_replica_lag", Zero::Rejected, d.max_replica_lag);
-    check_min_idle(r, p, d.pool, read_pool(r, *t, p, d.pool));
+    check_pool(r, p, d.pool, read_pool(r, *t, p, d.pool));
+    // A budget below min_size would be exceeded by a single sidecar.
+    if (const toml::node* n = r.integer(*t, p, "fleet_max_connections", 0, INT_MAX, d.fleet_max_connections);
+        n != nullptr && d.fleet_max_connections > 0 && d.fleet_max_connections < d.pool.min_size)
+      r.report(child(p, "fleet_max_connections"), n->source(),
+               "fleet_max_connections (" + std::to_string(d.fleet_max_connections) + ") must be at least min_size (" +
+                   std::to_string(d.pool.min_size) + ")");
     cfg.databases.push_back(std::move(d));
   }
 }
@@ -555,7 +573,7 @@ void build(Reader& r, const toml::table& root, Config& cfg) {
   if (const toml::table* t = r.table(root, "", "admin")) read_admin(r, *t, cfg);
   if (const toml::table* t = r.table(root, "", "pool_defaults")) {
     r.check_keys(*t, "pool_defaults", kPoolKeys);
-    check_min_idle(r, "pool_defaults", cfg.pool_defaults, read_pool(r, *t, "pool_defaults", cfg.pool_defaults));
+    check_pool(r, "pool_defaults", cfg.pool_defaults, read_pool(r, *t, "pool_defaults", cfg.pool_defaults));
   }
   if (const toml::table* t = r.table(root, "", "health")) read_health(r, *t, cfg.health);
   read_databases(r, root, cfg);  // after [pool_defaults], which each entry starts from

@@ -112,6 +112,8 @@ struct PoolSettings {
   Duration server_lifetime{std::chrono::seconds(3600)};
   Duration client_idle_timeout{0};  // 0: never
   int max_prepared_statements = 1000;  // per client, in transaction mode
+  int max_concurrent_logins = 4;  // server logins in flight per server, across all pools and workers
+  int min_size = 1;               // a fleet share never caps the pool below this
 };
 
 struct Health {
@@ -129,6 +131,9 @@ struct Database {
   PrimaryDownPolicy on_primary_down = PrimaryDownPolicy::ReplicaReads;
   Duration write_wait{std::chrono::seconds(10)};
   Duration max_replica_lag{std::chrono::seconds(5)};
+  // Server connections that all sidecars serving this entry hold together, per server;
+  // each takes a fair share (docs/pooling.md). 0: no fleet budget.
+  int fleet_max_connections = 0;
   PoolSettings pool;  // [pool_defaults] with this entry's overrides applied
 };
 

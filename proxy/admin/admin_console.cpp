@@ -98,13 +98,26 @@ void show_health(AdminContext& ctx, std::vector<std::byte>& out) {
                rows);
 }
 
+// Per pool: its sizes (configured, fleet share, in force), what it holds and who waits,
+// and the login gate of its server (shared by every pool of that server).
 void show_pools(AdminContext& ctx, std::vector<std::byte>& out) {
   std::vector<Row> rows;
   ctx.runtime.pools().for_each([&](const PoolKey& key, PoolLimits& limits) {
-    rows.push_back(Row{key.database, key.user, key.server, std::to_string(limits.size()), std::to_string(limits.open()),
-                       std::to_string(limits.waiting.load())});
+    const FleetBudget* fleet = limits.fleet();
+    const LoginGate& gate = limits.gate();
+    const auto number = [](auto n) { return std::optional<std::string>(std::to_string(n)); };
+    rows.push_back(Row{key.database, key.user, key.server, number(limits.size()),
+                       fleet != nullptr ? number(fleet->share()) : std::nullopt, number(limits.cap()),
+                       number(limits.open()), number(limits.waiting.load()),
+                       fleet != nullptr ? number(fleet->sidecars()) : std::nullopt, number(limits.capacity_refusals()),
+                       number(gate.in_flight()), number(gate.waiting()), number(gate.queued_total()),
+                       number(gate.peak())});
   });
-  append_table(out, {"database", "user", "server", "size", "server_connections", "clients_waiting"}, rows);
+  append_table(out,
+               {"database", "user", "server", "size", "fleet_share", "effective_size", "server_connections",
+                "clients_waiting", "fleet_sidecars", "capacity_refusals", "logins_in_flight", "logins_waiting",
+                "logins_queued", "logins_in_flight_peak"},
+               rows);
 }
 
 void show_databases(AdminContext& ctx, std::vector<std::byte>& out) {

@@ -56,6 +56,9 @@ constexpr std::array kTable{
     Entry{QueryWaitTimeout, sqlstate::kTooManyConnections, E,
           "query_wait_timeout: no server connection for database \"{}\" and user \"{}\" became free within {} ms "
           "(pool size {}, all in use)"},
+    Entry{CapacityWaitTimeout, sqlstate::kTooManyConnections, E,
+          "the database refused more connections for database \"{}\" ({}), and none of the pool's {} server "
+          "connections became free within {} ms (query_wait_timeout)"},
     Entry{ServerUnreachable, sqlstate::kSqlclientUnableToEstablishSqlconnection, E,
           "cannot reach the server of database \"{}\": {}"},
     Entry{ServerConnectionFailed, sqlstate::kSqlclientUnableToEstablishSqlconnection, E,
@@ -110,6 +113,12 @@ ErrorClass classify_sqlstate(std::string_view s) {
 
 bool is_server_exit(std::string_view s) {
   return s == sqlstate::kAdminShutdown || s == kCrashShutdown || s == sqlstate::kCannotConnectNow;
+}
+
+LoginRefusal classify_login_refusal(std::string_view s) {
+  if (s == sqlstate::kTooManyConnections) return LoginRefusal::Full;
+  if (s == sqlstate::kCannotConnectNow) return LoginRefusal::NotNow;
+  return LoginRefusal::None;
 }
 
 std::string_view login_failure_sqlstate(std::string_view server_sqlstate) {

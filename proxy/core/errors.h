@@ -38,6 +38,7 @@ enum class ProxyErrc : uint8_t {
   SwitchoverPauseExpired,     // {database} {ms}
   // Getting a server connection from a pool.
   QueryWaitTimeout,           // {database} {user} {ms} {pool size}
+  CapacityWaitTimeout,        // {database} {server's reason} {server connections} {ms}
   ServerUnreachable,          // {database} {reason}
   ServerConnectionFailed,     // {database} {reason}
   // Why a server connection could not log in (the reason in ServerConnectionFailed).
@@ -69,6 +70,15 @@ bool is_server_exit(std::string_view sqlstate);
 inline bool is_connection_trouble(std::string_view sqlstate) {
   return classify_sqlstate(sqlstate) != ErrorClass::Other;
 }
+
+// A server refusing a login for lack of room, as its SQLSTATE tells.
+enum class LoginRefusal : uint8_t {
+  None,    // refused for another reason, or not refused
+  Full,    // 53300 too_many_connections: max_connections, a role's or a database's
+           // connection limit, or "remaining connection slots are reserved"
+  NotNow,  // 57P03 cannot_connect_now: starting up, shutting down, not yet consistent
+};
+LoginRefusal classify_login_refusal(std::string_view sqlstate);
 
 // An error on its way to a client. `sqlstate` is the table's, unless a server's own code
 // is passed through (a server refusing a login says why, e.g. 28P01 or 3D000).

@@ -1,6 +1,7 @@
 #include "proxy/pooling/pool_shard.h"
 
 #include <algorithm>
+#include <optional>
 
 #include "protocol/password.h"
 #include "proxy/core/log.h"
@@ -36,7 +37,6 @@ PoolShard::PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& 
   if (opt != a.options.end()) target_.startup_options.emplace_back("options", opt->second);
   auto app = a.options.find("application_name");
   if (app != a.options.end()) target_.startup_options.emplace_back("application_name", app->second);
-  share_ = worker_share(limits_->size(), runtime_.worker_count(), loop_.id());
   if (!resolve_server_address(target_, address_, address_error_)) {
     log_error("server_address_unresolved").kv("database", db.name).kv("error", address_error_);
   }
@@ -44,19 +44,23 @@ PoolShard::PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& 
 
 PoolShard::~PoolShard() {
   if (starving_) limits_->starving.fetch_sub(1);
+  set_logins_held_back(0);
 }
 
 int PoolShard::active_count() const {
   int n = 0;
-  for (const auto& [id, s] : servers_) n += s->leased_or_resetting() ? 1 : 0;
+  for (const auto& [id, s] : servers_) n += s.conn->leased_or_resetting() ? 1 : 0;
   return n;
 }
 
 int PoolShard::connecting_count() const {
   int n = 0;
-  for (const auto& [id, s] : servers_) n += s->logging_in() ? 1 : 0;
+  for (const auto& [id, s] : servers_) n += s.conn->logging_in() ? 1 : 0;
   return n;
 }
+
+// The limit in force (size, effective size, fleet share) moves; so does each worker's part.
+int PoolShard::share() const { return worker_share(limits_->cap(), runtime_.worker_count(), loop_.id()); }
 
 Acquired PoolShard::acquire(ServerLessee& session) {
   Acquired out;
@@ -88,10 +92,10 @@ int PoolShard::waiting_elsewhere() const {
 // than kStarvingAfter at the global limit): under steady load every worker's clients are
 // served by its own connections, and nothing is closed and reopened.
 bool PoolShard::other_worker_starving() const {
-  return limits_->starving.load() - (starving_ ? 1 : 0) > 0 && limits_->open() >= limits_->size();
+  return limits_->starving.load() - (starving_ ? 1 : 0) > 0 && limits_->open() >= limits_->cap();
 }
 
-bool PoolShard::should_return_slot() const { return owned() > share_ && other_worker_starving(); }
+bool PoolShard::should_return_slot() const { return owned() > share() && other_worker_starving(); }
 
 void PoolShard::cancel_wait(SessionId id) {
   if (waiters_.erase_first([id](const Waiter& w) { return w.session == id; })) limits_->waiting.fetch_sub(1);
@@ -119,17 +123,51 @@ bool PoolShard::give_to_waiter(ServerConn& server) {
 }
 
 void PoolShard::open_connections() {
-  int wanted = static_cast<int>(waiters_.size()) - connecting_count();
+  const int wanted = static_cast<int>(waiters_.size()) - connecting_count();
+  int started = 0;
+  Opening last = Opening::NoSlot;
   // Beyond this worker's share, take a free slot only if no other worker is waiting for it.
-  while (wanted-- > 0 && (owned() < share_ || waiting_elsewhere() == 0) && limits_->try_reserve()) spawn_server();
+  while (started < wanted && (owned() < share() || waiting_elsewhere() == 0)) {
+    last = try_open();
+    if (last != Opening::Started) break;
+    ++started;
+  }
+  // Logins the gate held back start when a login to this server ends (on_slot_freed).
+  set_logins_held_back(last == Opening::Gated ? wanted - started : 0);
+}
+
+PoolShard::Opening PoolShard::try_open() {
+  if (!limits_->try_reserve(loop_.now())) return Opening::NoSlot;
+  if (!limits_->gate().try_enter(settings().max_concurrent_logins)) {
+    limits_->release();
+    return Opening::Gated;
+  }
+  spawn_server();
+  return Opening::Started;
+}
+
+void PoolShard::set_logins_held_back(int n) {
+  if (n == logins_held_back_) return;
+  limits_->gate().add_waiting(n - logins_held_back_);
+  logins_held_back_ = n;
 }
 
 void PoolShard::spawn_server() {
   const ServerId id = next_server_++;
   auto conn = std::make_unique<ServerConn>(loop_, *this, id);
   ServerConn* raw = conn.get();
-  servers_.emplace(id, std::move(conn));
+  servers_.emplace(id, Owned{std::move(conn)});
+  ++slots_held_;
   raw->connect();  // may fail at once and close: the object lives until its handles close
+}
+
+void PoolShard::shed(ServerConn& server) {
+  auto it = servers_.find(server.id());
+  if (it != servers_.end() && it->second.holds_slot) {
+    it->second.holds_slot = false;
+    --slots_held_;
+  }
+  server.close(ServerCloseReason::Rebalanced, "above this sidecar's fleet share");
 }
 
 void PoolShard::release(ServerConn& server, ReleaseKind kind) {
@@ -152,6 +190,11 @@ void PoolShard::on_server_ready(ServerConn& server) {
   const auto lifetime = settings().server_lifetime;
   if (lifetime.count() > 0 && now - server.created_at() > lifetime) {
     server.close(ServerCloseReason::Lifetime);
+    return;
+  }
+  // The fleet share shrank (more sidecars): hand back connections as they come free.
+  if (limits_->try_shed()) {
+    shed(server);
     return;
   }
   // Each worker is entitled to its share of the pool's size; beyond it a worker only
@@ -178,6 +221,23 @@ void PoolShard::on_server_failed(ServerConn& server, const ProxyError& why) {
   last_failure_ = loop_.now();
   // Refused, timed out or shutting down: tell the health monitor now, not at the next probe.
   if (is_connection_trouble(why.sqlstate)) suspect_server();
+  // No room on the server is backpressure, not failure: the waiters stay queued for a
+  // connection of this pool coming free, or for a later login that finds room, up to
+  // query_wait_timeout. A server that cannot take connections now (starting, stopping)
+  // counts only while the pool holds working ones; with none, nothing would come free.
+  const LoginRefusal refusal = classify_login_refusal(why.sqlstate);
+  if (refusal == LoginRefusal::Full || (refusal == LoginRefusal::NotNow && limits_->working() > 0)) {
+    limits_->capacity_refused(loop_.now(), why.message);
+    log_warn("server_capacity_refused")
+        .kv("worker", loop_.id())
+        .kv("database", db_.name)
+        .kv("server", key_.server)
+        .kv("sqlstate", why.sqlstate)
+        .kv("effective_size", limits_->effective())
+        .kv("waiting", limits_->waiting.load())
+        .kv("error", why.message);
+    return;
+  }
   // Waiters fail only when nothing else could serve them soon: no server is busy (and so
   // about to come back) on this worker.
   if (active_count() == 0) {
@@ -191,11 +251,25 @@ void PoolShard::fail_waiters(const ProxyError& why) {
   while (ServerLessee* session = pop_waiter()) session->on_server_unavailable(why);
 }
 
+void PoolShard::on_login_ended(bool logged_in) {
+  LoginGate& gate = limits_->gate();
+  gate.leave();
+  if (logged_in) limits_->login_succeeded();
+  // Logins held back on any worker, this one included, may start: on the next loop turn,
+  // not from inside this connection's change of state.
+  if (gate.waiting() > 0) runtime_.broadcast_login_slot_freed(key_.server);
+}
+
+void PoolShard::on_working_closed() { limits_->working_closed(); }
+
 void PoolShard::on_server_closed(ServerConn& server) {
   remove_idle(server);
   auto it = servers_.find(server.id());
   if (it == servers_.end()) return;
+  const bool held = it->second.holds_slot;
   servers_.erase(it);  // deletes the server
+  if (!held) return;  // shed: its slot was given back when it began closing
+  --slots_held_;
   limits_->release();
   if (!waiters_.empty()) open_connections();
   if (waiting_elsewhere() > 0) runtime_.broadcast_slot_freed(key_, loop_.id());
@@ -217,7 +291,7 @@ void PoolShard::on_server_wanted() {
 
 void PoolShard::update_starving(std::chrono::steady_clock::time_point now) {
   const bool starving = !waiters_.empty() && now - waiters_.front().since >= kStarvingAfter &&
-                        limits_->open() >= limits_->size();
+                        limits_->open() >= limits_->cap();
   if (starving != starving_) {
     starving_ = starving;
     limits_->starving.fetch_add(starving ? 1 : -1);
@@ -229,15 +303,15 @@ void PoolShard::tick(std::chrono::steady_clock::time_point now) {
   const auto& cfg = settings();
   update_starving(now);
   // query_wait_timeout: the oldest waiters are at the front.
+  std::optional<ProxyError> expired;
   while (!waiters_.empty() && now - waiters_.front().since >= cfg.query_wait_timeout) {
     const Waiter w = waiters_.front();
     waiters_.pop_front();
     limits_->waiting.fetch_sub(1);
     ServerLessee* session = lessees_.find_lessee(w.session);
     if (session == nullptr) continue;  // left while waiting
-    session->on_server_unavailable(make_error(
-        ProxyErrc::QueryWaitTimeout, {db_.name, key_.user, std::to_string(cfg.query_wait_timeout.count()),
-                                      std::to_string(limits_->size())}));
+    if (!expired) expired = wait_timeout_error();
+    session->on_server_unavailable(*expired);
   }
   // Idle servers: server_idle_timeout and server_lifetime.
   for (std::size_t i = 0; i < idle_.size();) {
@@ -252,11 +326,40 @@ void PoolShard::tick(std::chrono::steady_clock::time_point now) {
     }
     ++i;
   }
+  // A fleet share that shrank: idle connections above it close now.
+  while (!idle_.empty() && limits_->try_shed()) {
+    ServerConn* s = idle_.front();  // least recently used
+    idle_.erase(idle_.begin());
+    shed(*s);
+  }
+  // Waiters get servers the limits allow now: a capacity backoff that has passed, a fleet
+  // share that grew, a login slot that a missed wake-up did not report.
+  if (!waiters_.empty() || logins_held_back_ > 0) open_connections();
   // min_idle: keep warm connections, but not hammer a failing server (one try a second).
   if (cfg.min_idle > 0 && now - last_failure_ > std::chrono::seconds(1) && address_error_.empty()) {
     int missing = cfg.min_idle - static_cast<int>(idle_.size()) - connecting_count();
-    while (missing-- > 0 && limits_->try_reserve()) spawn_server();
+    while (missing-- > 0 && try_open() == Opening::Started) {
+    }
   }
+}
+
+// What a client that waited query_wait_timeout is told: that the database refused more
+// connections, when it did and the pool is still held below its size; else that the
+// pool's connections were all in use.
+ProxyError PoolShard::wait_timeout_error() const {
+  const std::string ms = std::to_string(settings().query_wait_timeout.count());
+  if (limits_->capacity_limited())
+    return make_error(ProxyErrc::CapacityWaitTimeout,
+                      {db_.name, limits_->last_refusal(), std::to_string(limits_->working()), ms});
+  std::string size = std::to_string(limits_->cap());
+  const FleetBudget* fleet = limits_->fleet();
+  if (fleet != nullptr && fleet->share() < limits_->size()) {
+    const std::string budget = "fleet_max_connections " + std::to_string(fleet->budget());
+    size += fleet->sidecars() > 0
+                ? ", this sidecar's share of " + budget + " across " + std::to_string(fleet->sidecars()) + " sidecars"
+                : ", min_size until the sidecars sharing " + budget + " are counted";
+  }
+  return make_error(ProxyErrc::QueryWaitTimeout, {db_.name, key_.user, ms, size});
 }
 
 void PoolShard::close_idle() {
@@ -267,8 +370,9 @@ void PoolShard::close_idle() {
 
 void PoolShard::close_all() {
   waiters_.clear();
+  set_logins_held_back(0);
   std::vector<ServerConn*> all;
-  for (auto& [id, s] : servers_) all.push_back(s.get());
+  for (auto& [id, s] : servers_) all.push_back(s.conn.get());
   idle_.clear();
   for (ServerConn* s : all) s->close(ServerCloseReason::Shutdown);
 }

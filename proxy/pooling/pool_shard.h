@@ -74,20 +74,22 @@ class PoolShard {
   // From ServerConn.
   void on_server_ready(ServerConn& server);  // logged in, or reset done: serve a waiter or idle
   void on_server_failed(ServerConn& server, const ProxyError& why);  // login failed
+  void on_login_ended(bool logged_in);  // left Connecting/LoggingIn: its login slot is free
+  void on_working_closed();             // a logged-in connection began closing
   void on_server_closing(ServerConn& server);  // close() began: never lease it again
   void on_server_closed(ServerConn& server);   // last handle closed: frees the object
   void suspect_server() { runtime_.suspect(key_.server); }  // it failed in live traffic
 
   // From the worker.
   void tick(std::chrono::steady_clock::time_point now);
-  void on_slot_freed();         // another worker closed a server of this pool
+  void on_slot_freed();         // a pool slot or a login slot came free (any worker)
   void on_server_wanted();      // another worker has waiters: give back an idle slot
   void close_all();             // shutdown
   void close_idle();            // the server is no longer a target (switchover)
 
   template <typename F>
   void for_each_server(F&& f) const {
-    for (const auto& [id, s] : servers_) f(*s);
+    for (const auto& [id, s] : servers_) f(*s.conn);
   }
   int idle_count() const { return static_cast<int>(idle_.size()); }
   int active_count() const;
@@ -99,9 +101,15 @@ class PoolShard {
     SessionId session;
     std::chrono::steady_clock::time_point since;
   };
+  enum class Opening { Started, NoSlot, Gated };
   void open_connections();
-  void spawn_server();  // the caller holds a slot
-  int owned() const { return static_cast<int>(servers_.size()); }  // slots this shard holds
+  Opening try_open();   // a pool slot, then a login slot, then a new server connection
+  void spawn_server();  // the caller holds a pool slot and a login slot
+  void shed(ServerConn& server);  // above the fleet share: its slot is already given back
+  void set_logins_held_back(int n);
+  int share() const;    // this worker's part of the pool's limit in force
+  int owned() const { return slots_held_; }  // slots this shard holds
+  ProxyError wait_timeout_error() const;
   bool should_return_slot() const;
   bool other_worker_starving() const;
   void update_starving(std::chrono::steady_clock::time_point now);
@@ -124,9 +132,14 @@ class PoolShard {
   std::shared_ptr<PoolLimits> limits_;
   RingQueue<Waiter> waiters_;
   std::vector<ServerConn*> idle_;  // most recently used last
-  std::map<ServerId, std::unique_ptr<ServerConn>> servers_;
+  struct Owned {
+    std::unique_ptr<ServerConn> conn;
+    bool holds_slot = true;  // false once shed: its slot was given back before it closed
+  };
+  std::map<ServerId, Owned> servers_;
   ServerId next_server_ = 1;
-  int share_ = 0;  // this worker's part of the pool's size
+  int slots_held_ = 0;
+  int logins_held_back_ = 0;  // counted in limits_->gate().waiting()
   bool starving_ = false;  // counted in limits_->starving
   std::chrono::steady_clock::time_point last_failure_{};
   PoolMetrics metrics_;

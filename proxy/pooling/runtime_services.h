@@ -35,6 +35,9 @@ class RuntimeServices {
   // worker's clients starve for one.
   virtual void broadcast_slot_freed(const PoolKey& key, int from_worker) = 0;
   virtual void broadcast_server_wanted(const PoolKey& key, int from_worker) = 0;
+  // A login to `server_key` ended while logins were held back: every worker, this one
+  // included, tries again on its next loop turn.
+  virtual void broadcast_login_slot_freed(const std::string& server_key) = 0;
   // A CancelRequest arrived: route it to the worker that owns the virtual pid. `done` runs
   // (on some thread) once the server has taken the cancel, or it was dropped: the client's
   // cancel connection stays open until then, as PostgreSQL's does until the signal is sent.

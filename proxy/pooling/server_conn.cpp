@@ -70,7 +70,15 @@ void ServerConn::set_state(ServerState next, const char* why) {
       .kv("from", state_name(state_))
       .kv("to", state_name(next))
       .kv("reason", why);
+  const bool was_logging_in = logging_in();
+  const bool was_working = !was_logging_in && !closing();
   state_ = next;
+  // The pool counts logins in flight and working connections: each change once, here.
+  if (was_logging_in && !logging_in()) {
+    pool_.on_login_ended(!closing());
+  } else if (was_working && closing()) {
+    pool_.on_working_closed();
+  }
 }
 
 void ServerConn::connect() {

@@ -30,7 +30,7 @@ void probe_login(const config::Config& cfg, const config::ServerAddress& a, std:
 }  // namespace
 
 HealthMonitor::HealthMonitor(std::shared_ptr<const config::Config> config, Publish publish)
-    : config_(std::move(config)), publish_(std::move(publish)) {
+    : config_(std::move(config)), publish_(std::move(publish)), instance_id_(new_instance_id()) {
   std::lock_guard lock(mu_);
   for (const auto& db : config_->databases) add_database_locked(db);
   rebuild_locked();
@@ -40,12 +40,17 @@ void HealthMonitor::add_database_locked(const config::Database& db) {
   if (dbs_.count(db.name) != 0) return;
   DbState st;
   const std::string dbname = db.primary.dbname.empty() ? db.name : db.primary.dbname;
-  ensure_probed(db.primary, dbname);
+  ensure_probed(db.primary, dbname, db);
   st.keys.push_back(server_key(db.primary));
   for (const auto& r : db.replicas) {
-    ensure_probed(r, r.dbname.empty() ? db.name : r.dbname);
+    ensure_probed(r, r.dbname.empty() ? db.name : r.dbname, db);
     st.keys.push_back(server_key(r));
   }
+  if (db.fleet_max_connections > 0)
+    log_info("fleet_budget")
+        .kv("database", db.name)
+        .kv("fleet_max_connections", db.fleet_max_connections)
+        .kv("identity", probe_identity(db.name, instance_id_));
   st.primary = 0;
   dbs_.emplace(db.name, std::move(st));
 }
@@ -59,15 +64,31 @@ void HealthMonitor::reload(std::shared_ptr<const config::Config> config) {
 
 HealthMonitor::~HealthMonitor() { stop(); }
 
-void HealthMonitor::ensure_probed(const config::ServerAddress& address, const std::string& dbname) {
+std::unique_ptr<Prober> HealthMonitor::make_prober(const config::ServerAddress& address, const std::string& dbname,
+                                                   const config::Database& db) const {
+  std::string user, password;
+  probe_login(*config_, address, user, password);
+  return std::make_unique<Prober>(address, user, password, dbname, probe_identity(db.name, instance_id_),
+                                  db.fleet_max_connections > 0 ? fleet_prefix(db.name) : std::string());
+}
+
+void HealthMonitor::ensure_probed(const config::ServerAddress& address, const std::string& dbname,
+                                  const config::Database& db) {
   const std::string key = server_key(address);
-  if (probed_.count(key) != 0) return;
+  if (auto it = probed_.find(key); it != probed_.end()) {
+    // Another entry's identity is on the health prober: a fleet entry gets a seat of its own.
+    Probed& p = *it->second;
+    if (db.fleet_max_connections <= 0 || p.identity_database == db.name) return;
+    for (const auto& seat : p.seats)
+      if (seat->database == db.name) return;
+    p.seats.push_back(std::make_unique<Seat>(Seat{db.name, make_prober(address, dbname, db), {}}));
+    return;
+  }
   auto p = std::make_unique<Probed>();
   p->key = key;
   p->address = address;
-  std::string user, password;
-  probe_login(*config_, address, user, password);
-  p->prober = std::make_unique<Prober>(address, user, password, dbname);
+  p->prober = make_prober(address, dbname, db);
+  p->identity_database = db.name;
   p->status.address = address;
   p->status.key = key;
   Probed* raw = p.get();
@@ -113,17 +134,31 @@ void HealthMonitor::suspect(const std::string& key) {
 void HealthMonitor::run(Probed* p) {
   for (;;) {
     std::chrono::milliseconds timeout;
+    bool count = false;
+    std::vector<Seat*> seats;
     {
-      std::lock_guard lock(mu_);  // a reload may replace the snapshot meanwhile
+      std::lock_guard lock(mu_);  // a reload may replace the snapshot and add seats meanwhile
       timeout = config_->health.timeout;
+      count = p->probes_until_count == 0;
+      for (auto& seat : p->seats) seats.push_back(seat.get());
     }
+    // Outside the lock: each may take `timeout`.
     const auto started = std::chrono::steady_clock::now();
-    const ProbeResult r = p->prober->probe(timeout);  // outside the lock: may take `timeout`
+    const ProbeResult r = p->prober->probe(timeout, count);
     const std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+    if (count && r.ok)
+      for (Seat* seat : seats) seat->last = seat->prober->count(timeout);
     std::unique_lock lock(mu_);
     if (stopping_) return;
     const config::Health& h = config_->health;
     p->status.last_probe_seconds = took.count();
+    if (count && r.ok) {
+      p->probes_until_count = kFleetCountEvery - 1;
+      record_fleet(p, p->identity_database, r);
+      for (Seat* seat : seats) record_fleet(p, seat->database, seat->last);
+    } else if (p->probes_until_count > 0) {
+      --p->probes_until_count;
+    }
     record(p, r);
     const bool failing = !r.ok && p->status.health != ServerHealth::Down;
     const auto delay = failing ? std::min<std::chrono::milliseconds>(kRetryDelay, h.interval) : h.interval;
@@ -161,6 +196,27 @@ void HealthMonitor::record(Probed* p, const ProbeResult& r) {
   rebuild_locked();
 }
 
+// A count that failed keeps the last one: the pools keep the share they have.
+void HealthMonitor::record_fleet(Probed* p, const std::string& database, const ProbeResult& r) {
+  if (!r.fleet) {
+    if (!r.fleet_error.empty() || !r.error.empty())
+      log_warn("fleet_count_failed")
+          .kv("database", database)
+          .kv("server", p->key)
+          .kv("error", r.fleet_error.empty() ? r.error : r.fleet_error);
+    return;
+  }
+  Probed::Counted& known = p->fleet[database];
+  if (known.count.sidecars != r.fleet->sidecars || known.count.rank != r.fleet->rank)
+    log_info("fleet_count")
+        .kv("database", database)
+        .kv("server", p->key)
+        .kv("sidecars", r.fleet->sidecars)
+        .kv("rank", r.fleet->rank);
+  known.count = *r.fleet;
+  ++known.counts;
+}
+
 void HealthMonitor::rebuild_locked() {
   auto snap = std::make_shared<TopologySnapshot>();
   snap->version = ++version_;
@@ -169,8 +225,10 @@ void HealthMonitor::rebuild_locked() {
     t.name = name;
     t.paused = st.paused;
     for (const auto& key : st.keys) {
-      ServerStatus s = probed_.at(key)->status;
+      const Probed& p = *probed_.at(key);
+      ServerStatus s = p.status;
       s.refused = false;
+      if (auto f = p.fleet.find(name); f != p.fleet.end() && f->second.counts >= 2) s.fleet = f->second.count;
       t.servers.push_back(std::move(s));
     }
     // Roles come from the servers: keep the primary already serving while it says so;
@@ -214,7 +272,10 @@ bool HealthMonitor::repoint(const std::string& database, const config::ServerAdd
   auto it = dbs_.find(database);
   if (it == dbs_.end()) return false;
   const config::Database* db = config_->find_database(database);
-  ensure_probed(address, address.dbname.empty() ? (db != nullptr ? db->name : database) : address.dbname);
+  config::Database entry;  // a dropped entry: probed without a fleet budget
+  entry.name = database;
+  ensure_probed(address, address.dbname.empty() ? (db != nullptr ? db->name : database) : address.dbname,
+                db != nullptr ? *db : entry);
   DbState& st = it->second;
   const std::string key = server_key(address);
   // The new primary takes slot 0; if it was a replica of this entry, it leaves that slot.

@@ -3,6 +3,12 @@
 // and role, and publishes TopologySnapshots. A failure seen in live traffic (suspect())
 // triggers an immediate probe, and failed probes repeat quickly until the server is
 // declared down, so detection does not wait for the next interval.
+//
+// For entries with fleet_max_connections, every kFleetCountEvery probes also count the
+// sidecars serving the entry on each of its servers (probe.h); the count goes out in the
+// snapshot (ServerStatus::fleet) for the pools to take their share. A sidecar's first
+// count is published only with its second, one count period later: by then the sidecars
+// already running have counted the newcomer too and given up their part of its share.
 #pragma once
 
 #include "proxy/routing/layer.h"
@@ -22,6 +28,10 @@
 
 namespace pgsidecar::proxy {
 
+// Probes between two fleet counts: a count is a little more work than a health probe,
+// and sidecars come and go on the scale of seconds.
+inline constexpr unsigned kFleetCountEvery = 4;
+
 class HealthMonitor {
  public:
   using Publish = std::function<void(std::shared_ptr<const TopologySnapshot>)>;
@@ -34,6 +44,8 @@ class HealthMonitor {
   void start();
   void stop();
   std::shared_ptr<const TopologySnapshot> snapshot() const;
+  // This process's part of the probe connections' application_name (probe.h).
+  const std::string& instance_id() const { return instance_id_; }
 
   // Any thread: live traffic saw this server fail (refused, reset, admin shutdown).
   void suspect(const std::string& server_key);
@@ -48,22 +60,41 @@ class HealthMonitor {
   bool repoint(const std::string& database, const config::ServerAddress& address);
 
  private:
+  // A fleet entry's presence on a server whose health prober carries another entry's
+  // identity: a connection of its own, used only to count.
+  struct Seat {
+    std::string database;
+    std::unique_ptr<Prober> prober;
+    ProbeResult last;
+  };
   struct Probed {  // one server, shared by the database entries that name it
     std::string key;
     config::ServerAddress address;
-    std::unique_ptr<Prober> prober;
+    std::unique_ptr<Prober> prober;  // health; its identity names the first entry naming the server
+    std::string identity_database;
+    std::vector<std::unique_ptr<Seat>> seats;  // never removed: the probe thread holds pointers
+    struct Counted {
+      FleetCount count;
+      unsigned counts = 0;  // published from the second on
+    };
+    std::map<std::string, Counted, std::less<>> fleet;  // by entry
+    unsigned probes_until_count = 0;
     std::thread thread;
     bool suspect = false;
     ServerStatus status;
   };
-  void ensure_probed(const config::ServerAddress& address, const std::string& dbname);
+  void ensure_probed(const config::ServerAddress& address, const std::string& dbname, const config::Database& db);
+  std::unique_ptr<Prober> make_prober(const config::ServerAddress& address, const std::string& dbname,
+                                      const config::Database& db) const;
   void add_database_locked(const config::Database& db);
   void run(Probed* p);
   void record(Probed* p, const ProbeResult& r);
+  void record_fleet(Probed* p, const std::string& database, const ProbeResult& r);
   void rebuild_locked();  // recompute topology from statuses, publish
 
   std::shared_ptr<const config::Config> config_;
   Publish publish_;
+  const std::string instance_id_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;

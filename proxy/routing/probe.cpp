@@ -2,7 +2,9 @@
 
 #include <poll.h>
 
+#include <cstdint>
 #include <cstdlib>
+#include <random>
 #include <vector>
 
 namespace pgsidecar::proxy {
@@ -15,16 +17,75 @@ constexpr const char* kProbeSql =
     "pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn() THEN "
     "COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END";
 
+// The sidecars whose probe connection is in this database, and how many of their
+// identities sort before ours (byte order, the same on every sidecar): one name per
+// sidecar, however many sessions a reconnect briefly leaves behind.
+constexpr const char* kFleetSql =
+    "SELECT count(DISTINCT application_name), "
+    "count(DISTINCT application_name) FILTER (WHERE application_name COLLATE \"C\" < $2 COLLATE \"C\") "
+    "FROM pg_stat_activity WHERE starts_with(application_name, $1) AND datname = current_database()";
+
+constexpr std::string_view kProbePrefix = "pgsidecar-probe:";
+// The identity must fit pg_stat_activity's application_name (NAMEDATALEN - 1 = 63 bytes):
+// prefix 16, entry up to 30, ':' and 12 hex digits.
+constexpr std::size_t kMaxEntryTag = 30;
+constexpr std::size_t kInstanceIdBytes = 6;
+
 std::string trim(const char* s) {
   std::string out = s != nullptr ? s : "";
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   return out;
 }
 
+std::string hex(uint64_t v, int digits) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(static_cast<std::size_t>(digits), '0');
+  for (int i = digits - 1; i >= 0; --i, v >>= 4) out[static_cast<std::size_t>(i)] = kDigits[v & 0xf];
+  return out;
+}
+
+// PostgreSQL keeps only printable ASCII of an application_name; ':' separates our fields.
+bool plain_tag(std::string_view name) {
+  if (name.empty() || name.size() > kMaxEntryTag) return false;
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+std::string entry_tag(std::string_view database) {
+  if (plain_tag(database)) return std::string(database);
+  uint32_t h = 2166136261u;  // FNV-1a
+  for (const char c : database) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+  return "~" + hex(h, 8);
+}
+
 }  // namespace
 
-Prober::Prober(config::ServerAddress address, std::string user, std::string password, std::string dbname)
-    : address_(std::move(address)), user_(std::move(user)), password_(std::move(password)), dbname_(std::move(dbname)) {}
+std::string new_instance_id() {
+  std::random_device rd;
+  const uint64_t v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  return hex(v, static_cast<int>(kInstanceIdBytes * 2));
+}
+
+std::string fleet_prefix(std::string_view database) {
+  return std::string(kProbePrefix) + entry_tag(database) + ":";
+}
+
+std::string probe_identity(std::string_view database, std::string_view instance) {
+  return fleet_prefix(database) + std::string(instance);
+}
+
+Prober::Prober(config::ServerAddress address, std::string user, std::string password, std::string dbname,
+               std::string identity, std::string fleet_prefix)
+    : address_(std::move(address)),
+      user_(std::move(user)),
+      password_(std::move(password)),
+      dbname_(std::move(dbname)),
+      identity_(std::move(identity)),
+      fleet_prefix_(std::move(fleet_prefix)) {}
 
 Prober::~Prober() { disconnect(); }
 
@@ -46,7 +107,7 @@ bool Prober::connect(std::chrono::steady_clock::time_point deadline, std::string
   const std::string port = std::to_string(address_.port);
   std::vector<const char*> keys = {"host", "port", "dbname", "user", "application_name", "connect_timeout"};
   std::vector<const char*> values = {address_.host.c_str(), port.c_str(), dbname_.c_str(), user_.c_str(),
-                                     "pgsidecar-health", "10"};
+                                     identity_.c_str(), "10"};
   if (!password_.empty()) {
     keys.push_back("password");
     values.push_back(password_.c_str());
@@ -81,55 +142,82 @@ bool Prober::connect(std::chrono::steady_clock::time_point deadline, std::string
   return true;
 }
 
-ProbeResult Prober::probe(std::chrono::milliseconds timeout) {
+ProbeResult Prober::probe(std::chrono::milliseconds timeout, bool count_fleet) {
+  return run(timeout, true, count_fleet);
+}
+
+ProbeResult Prober::count(std::chrono::milliseconds timeout) { return run(timeout, false, true); }
+
+ProbeResult Prober::run(std::chrono::milliseconds timeout, bool health, bool count_fleet) {
   ProbeResult r;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   if (conn_ != nullptr && PQstatus(conn_) != CONNECTION_OK) disconnect();
   if (conn_ == nullptr && !connect(deadline, r.error)) return r;
-  if (PQsendQuery(conn_, kProbeSql) != 1) {
-    r.error = trim(PQerrorMessage(conn_));
+  std::vector<std::string> row;
+  if (health) {
+    if (!query_row(kProbeSql, {}, deadline, row, r.error)) {
+      disconnect();
+      return r;
+    }
+    r.in_recovery = row[0] == "t";
+    r.lag_seconds = std::atof(row[1].c_str());
+  }
+  if (count_fleet && !fleet_prefix_.empty()) {
+    if (query_row(kFleetSql, {fleet_prefix_.c_str(), identity_.c_str()}, deadline, row, r.fleet_error)) {
+      r.fleet = FleetCount{std::atoi(row[0].c_str()), std::atoi(row[1].c_str())};
+    } else if (!health) {
+      r.error = r.fleet_error;  // a connection kept for its identity alone: its only job failed
+      return r;
+    }
+  }
+  r.ok = true;
+  return r;
+}
+
+bool Prober::query_row(const char* sql, std::initializer_list<const char*> params,
+                       std::chrono::steady_clock::time_point deadline, std::vector<std::string>& row,
+                       std::string& error) {
+  const std::vector<const char*> values(params);
+  if (PQsendQueryParams(conn_, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0) !=
+      1) {
+    error = trim(PQerrorMessage(conn_));
     disconnect();
-    return r;
+    return false;
   }
   while (PQflush(conn_) == 1) {
     if (!wait_socket(true, deadline)) {
-      r.error = "timed out sending the probe";
+      error = "timed out sending the probe";
       disconnect();
-      return r;
+      return false;
     }
   }
   bool got_row = false;
   for (;;) {
     while (PQisBusy(conn_)) {
       if (!wait_socket(false, deadline)) {
-        r.error = "timed out waiting for the probe's answer";
+        error = "timed out waiting for the probe's answer";
         disconnect();
-        return r;
+        return false;
       }
       if (PQconsumeInput(conn_) != 1) {
-        r.error = trim(PQerrorMessage(conn_));
+        error = trim(PQerrorMessage(conn_));
         disconnect();
-        return r;
+        return false;
       }
     }
     PGresult* res = PQgetResult(conn_);
     if (res == nullptr) break;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
-      r.in_recovery = PQgetvalue(res, 0, 0)[0] == 't';
-      r.lag_seconds = std::atof(PQgetvalue(res, 0, 1));
+      row.clear();
+      for (int c = 0; c < PQnfields(res); ++c) row.emplace_back(PQgetvalue(res, 0, c));
       got_row = true;
     } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-      r.error = trim(PQresultErrorMessage(res));
+      error = trim(PQresultErrorMessage(res));
     }
     PQclear(res);
   }
-  if (!got_row) {
-    if (r.error.empty()) r.error = "probe returned no row";
-    disconnect();
-    return r;
-  }
-  r.ok = true;
-  return r;
+  if (!got_row && error.empty()) error = "probe returned no row";
+  return got_row;
 }
 
 }  // namespace pgsidecar::proxy

@@ -21,6 +21,14 @@ enum class ServerHealth { Unknown, Up, Down };
 const char* to_string(ServerRole r);
 const char* to_string(ServerHealth h);
 
+// The sidecars that serve one [[databases]] entry on one server, as counted from the
+// server's pg_stat_activity: each keeps a probe connection open there whose
+// application_name names the entry and the sidecar (probe.h).
+struct FleetCount {
+  int sidecars = 0;  // 0: not counted yet
+  int rank = 0;      // how many of them sort before this sidecar
+};
+
 struct ServerStatus {
   config::ServerAddress address;
   std::string key;             // host:port/dbname: identifies the server and its pools
@@ -34,6 +42,7 @@ struct ServerStatus {
   double last_probe_seconds = 0;  // how long the last probe took
   int consecutive_failures = 0;
   int consecutive_successes = 0;
+  FleetCount fleet;            // for the entry whose topology holds this status
 };
 
 struct DatabaseTopology {
@@ -41,6 +50,12 @@ struct DatabaseTopology {
   std::vector<ServerStatus> servers;  // [0]: the configured (or switched-over) primary, then replicas
   int primary = -1;                   // the server that takes writes now; -1: none
   bool paused = false;                // a switchover is in progress: new transactions wait
+
+  const ServerStatus* find_server(std::string_view key) const {
+    for (const auto& s : servers)
+      if (s.key == key) return &s;
+    return nullptr;
+  }
 };
 
 struct TopologySnapshot {

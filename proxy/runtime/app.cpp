@@ -3,6 +3,7 @@
 #include <uv.h>
 
 #include <future>
+#include <set>
 #include <stdexcept>
 
 #include "config/load.h"
@@ -239,6 +240,28 @@ std::string App::metrics_text() {
     std::lock_guard lock(switchover_count_mu_);
     process.switchovers = switchover_count_;
   }
+  std::set<std::string> servers_seen;  // a server's login gate is shared by its pools: once each
+  pools_.for_each([&](const PoolKey& key, PoolLimits& limits) {
+    PoolCapacity c;
+    c.database = key.database;
+    c.user = key.user;
+    c.server = key.server;
+    c.size = limits.size();
+    c.effective = limits.cap();
+    c.capacity_refusals = limits.capacity_refusals();
+    if (const FleetBudget* fleet = limits.fleet()) {
+      c.fleet_share = fleet->share();
+      c.fleet_sidecars = fleet->sidecars();
+    }
+    if (servers_seen.insert(key.server).second) {
+      c.logins_in_flight = limits.gate().in_flight();
+      c.logins_waiting = limits.gate().waiting();
+      c.logins_queued = limits.gate().queued_total();
+    } else {
+      c.logins_in_flight = -1;
+    }
+    process.capacity.push_back(std::move(c));
+  });
   return render_metrics(future.get(), *monitor_->snapshot(), process);
 }
 
@@ -353,6 +376,17 @@ void App::broadcast_server_wanted(const PoolKey& key, int from_worker) {
     Worker* target = w.get();
     target->post([target, key] {
       if (PoolShard* p = target->find_pool(key)) p->on_server_wanted();
+    });
+  }
+}
+
+void App::broadcast_login_slot_freed(const std::string& server_key) {
+  for (auto& w : workers_) {
+    Worker* target = w.get();
+    target->post([target, server_key] {
+      target->for_each_pool([&](PoolShard& p) {
+        if (p.key().server == server_key) p.on_slot_freed();
+      });
     });
   }
 }

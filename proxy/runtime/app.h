@@ -44,6 +44,7 @@ class App final : public RuntimeServices, public AdminServices {
   void suspect(const std::string& server_key) override;
   void broadcast_slot_freed(const PoolKey& key, int from_worker) override;
   void broadcast_server_wanted(const PoolKey& key, int from_worker) override;
+  void broadcast_login_slot_freed(const std::string& server_key) override;
   void route_cancel(int32_t virtual_pid, int32_t secret, std::function<void()> done) override;
   PoolRegistry& pools() override { return pools_; }
   std::atomic<int>& client_count() override { return client_count_; }

@@ -92,6 +92,32 @@ std::string render_metrics(const RuntimeStats& stats, const TopologySnapshot& to
       m.add(probe, l, s.last_probe_seconds);
     }
   }
+  const auto effective = m.gauge("pgsidecar_pool_effective_size",
+                                 "Server connections the pool may hold now: its size, lowered while the database "
+                                 "refuses more, and capped by the fleet share.");
+  const auto share = m.gauge("pgsidecar_pool_fleet_share", "This sidecar's part of fleet_max_connections.");
+  const auto sidecars = m.gauge("pgsidecar_fleet_sidecars", "Sidecars counted serving the entry (0 until counted).");
+  const auto refusals = m.counter("pgsidecar_capacity_refusals_total",
+                                  "Server logins the database refused for lack of connection slots (53300, 57P03).");
+  const auto in_flight = m.gauge("pgsidecar_server_logins_in_flight", "Server logins in flight to the server.");
+  const auto logins_held = m.gauge("pgsidecar_server_logins_waiting", "Server logins held back by max_concurrent_logins.");
+  const auto queued = m.counter("pgsidecar_server_logins_queued_total",
+                                "Server logins that had to wait for max_concurrent_logins.");
+  for (const PoolCapacity& c : process.capacity) {
+    const Label pool[] = {{"database", c.database}, {"user", c.user}, {"server", c.server}};
+    const Label server[] = {{"server", c.server}};
+    m.add(effective, pool, c.effective);
+    m.add(refusals, pool, c.capacity_refusals);
+    if (c.fleet_share >= 0) {
+      m.add(share, pool, c.fleet_share);
+      const Label entry[] = {{"database", c.database}, {"server", c.server}};
+      m.add(sidecars, entry, c.fleet_sidecars);
+    }
+    if (c.logins_in_flight < 0) continue;  // this server's gate was written with another pool
+    m.add(in_flight, server, c.logins_in_flight);
+    m.add(logins_held, server, c.logins_waiting);
+    m.add(queued, server, c.logins_queued);
+  }
   m.add(m.gauge("pgsidecar_ready", "1 while /readyz answers 200 (listening, not draining)."), {}, process.ready ? 1 : 0);
   m.add(m.gauge("pgsidecar_draining", "1 once SIGTERM started the drain."), {}, process.draining ? 1 : 0);
   return m.render();

@@ -94,10 +94,11 @@ void Worker::set_topology(std::shared_ptr<const TopologySnapshot> snapshot) {
   // Idle connections to a server that no database entry uses any more are closed.
   for (auto& [key, pool] : pools_) {
     const DatabaseTopology* t = topology_->find(key.database);
-    bool used = false;
-    if (t != nullptr)
-      for (const auto& s : t->servers) used = used || s.key == key.server;
-    if (!used) pool->close_idle();
+    if (t == nullptr || t->find_server(key.server) == nullptr) {
+      pool->close_idle();
+      continue;
+    }
+    if (apply_fleet_count(*pool)) pool->on_slot_freed();  // a share that grew serves waiters now
   }
   std::vector<RouteWaiter> waiters;
   waiters.swap(route_waiters_);
@@ -271,12 +272,24 @@ PoolShard& Worker::pool_for(const std::shared_ptr<const config::Config>& config,
   PoolKey key{database.name, user.name, server_key(server)};
   auto it = pools_.find(key);
   if (it != pools_.end()) return *it->second;
-  auto limits = runtime_.pools().get(key, database.pool.size);
+  auto limits = runtime_.pools().get(key, database);
   auto shard = std::make_unique<PoolShard>(loop_, runtime_, *this, key, config, database, user, server,
                                            std::move(limits));
   PoolShard& ref = *shard;
   pools_.emplace(std::move(key), std::move(shard));
+  apply_fleet_count(ref);
   return ref;
+}
+
+// The fleet count the health monitor published, into the pool's shared fleet budget
+// (every worker stores the same values). True when the pool has a fleet budget.
+bool Worker::apply_fleet_count(PoolShard& pool) {
+  FleetBudget* fleet = pool.limits().fleet();
+  if (fleet == nullptr) return false;
+  const DatabaseTopology* t = topology_->find(pool.key().database);
+  const ServerStatus* s = t != nullptr ? t->find_server(pool.key().server) : nullptr;
+  if (s != nullptr && s->fleet.sidecars > 0) fleet->set_count(s->fleet.sidecars, s->fleet.rank);
+  return true;
 }
 
 PoolShard* Worker::find_pool(const PoolKey& key) {

@@ -107,6 +107,7 @@ class Worker final : public SessionHost, public LesseeDirectory {
   void expire_route_waiters(std::chrono::steady_clock::time_point now);
   void check_client_timeouts(std::chrono::steady_clock::time_point now);
   int32_t new_virtual_pid();
+  bool apply_fleet_count(PoolShard& pool);
 
   RuntimeServices& runtime_;
   AdminServices& admin_;

@@ -49,115 +49,6 @@ std::string bench_database_entry(const Cluster& cluster) {
          std::to_string(cluster.primary_port()) + "/" + kBenchDatabase + "\"\n";
 }
 
-// Samples, from a superuser connection of its own, the backends of the app user in the
-// bench database. The proxy's health probes (application_name pgsidecar-health) come and
-// go beside the pool and are not counted.
-//
-// A server connection the proxy has just closed stays in pg_stat_activity until its
-// backend process has exited, which can take a few milliseconds on a loaded machine,
-// while the slot it freed is already in use again. So the bound is checked on backends
-// present in two consecutive samples: a transient exiting backend is gone by the next
-// sample, a pool that really opened too many servers is not.
-class BackendSampler {
- public:
-  explicit BackendSampler(const Cluster& cluster)
-      : monitor_(Connection::open(cluster.superuser_conninfo(cluster.primary_port(), "postgres"))),
-        user_(cluster.app_user()) {
-    REQUIRE_MESSAGE(monitor_.ok(), monitor_.error());
-    thread_ = std::thread([this] { run(); });
-  }
-  ~BackendSampler() { stop(); }
-  BackendSampler(const BackendSampler&) = delete;
-  BackendSampler& operator=(const BackendSampler&) = delete;
-
-  void stop() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-  }
-  void reset() {
-    std::lock_guard lock(mu_);
-    persistent_max_ = 0;
-    raw_max_ = 0;
-    samples_ = 0;
-    seen_.clear();
-    previous_.clear();
-    busiest_.clear();
-  }
-  // The most backends present in two consecutive samples.
-  int max() const {
-    std::lock_guard lock(mu_);
-    return persistent_max_;
-  }
-  // The most backends in any one sample, exiting ones included.
-  int raw_max() const {
-    std::lock_guard lock(mu_);
-    return raw_max_;
-  }
-  // How many distinct backends were seen: how often the pool opened a server.
-  int distinct() const {
-    std::lock_guard lock(mu_);
-    return static_cast<int>(seen_.size());
-  }
-  int samples() const {
-    std::lock_guard lock(mu_);
-    return samples_;
-  }
-  bool failed() const { return failed_; }
-  // The backends of the sample behind max(): pid | state | application_name | start | query.
-  std::string busiest() const {
-    std::lock_guard lock(mu_);
-    return busiest_;
-  }
-
- private:
-  void run() {
-    while (!stop_) {
-      const QueryResult r = monitor_.exec_params(
-          "SELECT pid, state, application_name, backend_start, left(query, 60) FROM pg_stat_activity "
-          "WHERE usename = $1 AND datname = $2 AND backend_type = 'client backend' "
-          "AND application_name <> 'pgsidecar-health' ORDER BY backend_start",
-          {user_, kBenchDatabase}, 5s);
-      if (!r.ok) {
-        failed_ = true;
-        return;
-      }
-      {
-        std::lock_guard lock(mu_);
-        std::set<std::string> current;
-        for (const auto& row : r.rows) current.insert(row[0]);
-        int persistent = 0;
-        for (const auto& pid : current) persistent += static_cast<int>(previous_.count(pid));
-        raw_max_ = std::max(raw_max_, static_cast<int>(current.size()));
-        if (persistent > persistent_max_) {
-          persistent_max_ = persistent;
-          busiest_.clear();
-          for (const auto& row : r.rows) {
-            for (const auto& v : row) busiest_ += v + " | ";
-            busiest_ += "\n";
-          }
-        }
-        seen_.insert(current.begin(), current.end());
-        previous_ = std::move(current);
-        ++samples_;
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-
-  Connection monitor_;
-  std::string user_;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  std::atomic<bool> failed_{false};
-  mutable std::mutex mu_;
-  int persistent_max_ = 0;
-  int raw_max_ = 0;
-  int samples_ = 0;
-  std::set<std::string> seen_;
-  std::set<std::string> previous_;
-  std::string busiest_;
-};
-
 struct PgbenchRun {
   ChildResult child;
   long long processed = -1;
@@ -219,7 +110,7 @@ TEST_CASE("pgbench with 200 clients in every query mode runs without failures on
   config.workers = 2;
   config.extra = bench_database_entry(cluster);
   start_proxy(proxy, cluster, config);
-  BackendSampler sampler(cluster);
+  BackendSampler sampler(cluster, cluster.app_user(), kBenchDatabase);
 
   for (const std::string query_mode : {"simple", "extended", "prepared"}) {
     for (const bool select_only : {true, false}) {
@@ -252,7 +143,7 @@ TEST_CASE("pgbench with 40 clients runs without failures on a session pool of 50
   ProxyConfig config = pool_config("session", 50);
   config.extra = bench_database_entry(cluster);
   start_proxy(proxy, cluster, config);
-  BackendSampler sampler(cluster);
+  BackendSampler sampler(cluster, cluster.app_user(), kBenchDatabase);
 
   const PgbenchRun run = run_pgbench(cluster, proxy, {"-c", "40", "-j", "2", "-t", "50", "-M", "prepared"});
   check_clean_run(run, 40, 50);

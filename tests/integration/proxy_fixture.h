@@ -1,5 +1,6 @@
 // What the pooling integration tests share: a pgsidecar config in front of the test
-// cluster's primary, the psql and pgbench binaries run as child processes, and raw
+// cluster's primary, a sampler of the backends a pool opens on the primary, the psql and
+// pgbench binaries run as child processes, and raw
 // sockets for the bytes no well-behaved client sends (garbage, CancelRequests, reading
 // an unsolicited ErrorResponse).
 //
@@ -22,14 +23,17 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -146,6 +150,122 @@ inline rlim_t raise_open_files_limit(rlim_t wanted) {
   }
   return lim.rlim_cur;
 }
+
+// ---- backends on the primary ---------------------------------------------------------
+
+// Samples every `every`, from a superuser connection of its own, the client backends of
+// `user` in `database` on the primary. The proxy's health probes (application_name
+// pgsidecar-probe:...) stay beside the pool and are not counted.
+//
+// A server connection the proxy has just closed stays in pg_stat_activity until its
+// backend process has exited, which can take a few milliseconds on a loaded machine,
+// while the slot it freed is already in use again. So the bound is checked on backends
+// present in two consecutive samples: a transient exiting backend is gone by the next
+// sample, a pool that really opened too many servers is not.
+class BackendSampler {
+ public:
+  BackendSampler(const Cluster& cluster, std::string user, std::string database,
+                 std::chrono::milliseconds every = std::chrono::milliseconds(20))
+      : monitor_(Connection::open(cluster.superuser_conninfo(cluster.primary_port(), "postgres"))),
+        user_(std::move(user)),
+        database_(std::move(database)),
+        every_(every) {
+    REQUIRE_MESSAGE(monitor_.ok(), monitor_.error());
+    thread_ = std::thread([this] { run(); });
+  }
+  ~BackendSampler() { stop(); }
+  BackendSampler(const BackendSampler&) = delete;
+  BackendSampler& operator=(const BackendSampler&) = delete;
+
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+  void reset() {
+    std::lock_guard lock(mu_);
+    persistent_max_ = 0;
+    raw_max_ = 0;
+    samples_ = 0;
+    seen_.clear();
+    previous_.clear();
+    busiest_.clear();
+  }
+  // The most backends present in two consecutive samples.
+  int max() const {
+    std::lock_guard lock(mu_);
+    return persistent_max_;
+  }
+  // The most backends in any one sample, exiting ones included.
+  int raw_max() const {
+    std::lock_guard lock(mu_);
+    return raw_max_;
+  }
+  // How many distinct backends were seen: how often the pool opened a server.
+  int distinct() const {
+    std::lock_guard lock(mu_);
+    return static_cast<int>(seen_.size());
+  }
+  int samples() const {
+    std::lock_guard lock(mu_);
+    return samples_;
+  }
+  bool failed() const { return failed_; }
+  // The backends of the sample behind max(): pid | state | application_name | start | query.
+  std::string busiest() const {
+    std::lock_guard lock(mu_);
+    return busiest_;
+  }
+
+ private:
+  void run() {
+    while (!stop_) {
+      const QueryResult r = monitor_.exec_params(
+          "SELECT pid, state, application_name, backend_start, left(query, 60) FROM pg_stat_activity "
+          "WHERE usename = $1 AND datname = $2 AND backend_type = 'client backend' "
+          "AND NOT starts_with(application_name, 'pgsidecar-probe:') ORDER BY backend_start",
+          {user_, database_}, std::chrono::seconds(5));
+      if (!r.ok) {
+        failed_ = true;
+        return;
+      }
+      {
+        std::lock_guard lock(mu_);
+        std::set<std::string> current;
+        for (const auto& row : r.rows) current.insert(row[0]);
+        int persistent = 0;
+        for (const auto& pid : current) persistent += static_cast<int>(previous_.count(pid));
+        raw_max_ = std::max(raw_max_, static_cast<int>(current.size()));
+        if (persistent > persistent_max_) {
+          persistent_max_ = persistent;
+          busiest_.clear();
+          for (const auto& row : r.rows) {
+            for (const auto& v : row) busiest_ += v + " | ";
+            busiest_ += "\n";
+          }
+        }
+        seen_.insert(current.begin(), current.end());
+        previous_ = std::move(current);
+        ++samples_;
+      }
+      std::this_thread::sleep_for(every_);
+    }
+  }
+
+  Connection monitor_;
+  std::string user_;
+  std::string database_;
+  std::chrono::milliseconds every_;
+  std::thread thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> failed_{false};
+  mutable std::mutex mu_;
+  int persistent_max_ = 0;
+  int raw_max_ = 0;
+  int samples_ = 0;
+  std::set<std::string> seen_;
+  std::set<std::string> previous_;
+  std::string busiest_;
+};
 
 // ---- child processes (psql, pgbench) ------------------------------------------------
 

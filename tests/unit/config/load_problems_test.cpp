@@ -300,6 +300,49 @@ min_idle = 6
                      });
 }
 
+TEST_CASE("fleet and login keys: ranges, min_size within size, a budget not below min_size, per entry only") {
+  const LoadResult r = load(R"toml([pool_defaults]
+size = 4
+max_concurrent_logins = 0
+min_size = 5
+fleet_max_connections = 30
+[[users]]
+name = "app"
+password = "secret"
+[[databases]]
+name = "a"
+primary = "postgres://db/app"
+min_size = 2
+fleet_max_connections = 1
+[[databases]]
+name = "b"
+primary = "postgres://db/app"
+min_size = 0
+fleet_max_connections = -1
+[[databases]]
+name = "c"
+primary = "postgres://db/app"
+min_size = 1
+fleet_max_connections = 0
+[[databases]]
+name = "d"
+primary = "postgres://db/app"
+size = 10
+min_size = 2
+fleet_max_connections = 2
+max_concurrent_logins = 1
+)toml");
+  expect_problems(r, {
+                         {"pool_defaults.max_concurrent_logins", 3, 25, "must be at least 1, got 0"},
+                         {"pool_defaults.min_size", 4, 12, "min_size (5) must not exceed size (4)"},
+                         {"pool_defaults.fleet_max_connections", 5, 1, "unknown key"},
+                         {"databases[0].fleet_max_connections", 13, 25,
+                          "fleet_max_connections (1) must be at least min_size (2)"},
+                         {"databases[1].min_size", 17, 12, "must be at least 1, got 0"},
+                         {"databases[1].fleet_max_connections", 18, 25, "must be at least 0, got -1"},
+                     });
+}
+
 TEST_CASE("duplicate user and database names point at the second one") {
   const LoadResult r = load(R"toml([[users]]
 name = "app"

@@ -91,6 +91,8 @@ server_idle_timeout = "2m"
 server_lifetime = "1h"
 client_idle_timeout = "10m"
 max_prepared_statements = 200
+max_concurrent_logins = 8
+min_size = 2
 
 [health]
 interval = "250ms"
@@ -115,6 +117,9 @@ server_idle_timeout = "0s"
 server_lifetime = "0s"
 client_idle_timeout = "0"
 max_prepared_statements = 0
+max_concurrent_logins = 2
+min_size = 3
+fleet_max_connections = 30
 )toml";
   const auto cfg = load_ok(text);
   CHECK(cfg->source_path == "test.toml");
@@ -162,6 +167,8 @@ max_prepared_statements = 0
   CHECK(d.server_lifetime == 1h);
   CHECK(d.client_idle_timeout == 10min);
   CHECK(d.max_prepared_statements == 200);
+  CHECK(d.max_concurrent_logins == 8);
+  CHECK(d.min_size == 2);
 
   CHECK(cfg->health.interval == 250ms);
   CHECK(cfg->health.timeout == 2s);
@@ -191,6 +198,9 @@ max_prepared_statements = 0
   CHECK(db.pool.server_lifetime == 0ms);
   CHECK(db.pool.client_idle_timeout == 0ms);
   CHECK(db.pool.max_prepared_statements == 0);
+  CHECK(db.pool.max_concurrent_logins == 2);
+  CHECK(db.pool.min_size == 3);
+  CHECK(db.fleet_max_connections == 30);
 }
 
 TEST_CASE("a minimal config gets the documented defaults") {
@@ -216,6 +226,8 @@ TEST_CASE("a minimal config gets the documented defaults") {
   CHECK(cfg->pool_defaults.server_lifetime == 3600s);
   CHECK(cfg->pool_defaults.client_idle_timeout == 0s);
   CHECK(cfg->pool_defaults.max_prepared_statements == 1000);
+  CHECK(cfg->pool_defaults.max_concurrent_logins == 4);
+  CHECK(cfg->pool_defaults.min_size == 1);
   CHECK(cfg->health.interval == 500ms);
   CHECK(cfg->health.timeout == 1s);
   CHECK(cfg->health.failures_before_down == 2);
@@ -234,6 +246,7 @@ TEST_CASE("a minimal config gets the documented defaults") {
   CHECK(db.on_primary_down == PrimaryDownPolicy::ReplicaReads);
   CHECK(db.write_wait == 10s);
   CHECK(db.max_replica_lag == 5s);
+  CHECK(db.fleet_max_connections == 0);  // no fleet budget
   CHECK(db.pool.size == defaults.pool_defaults.size);
   CHECK(db.pool.mode == defaults.pool_defaults.mode);
 }

@@ -54,3 +54,21 @@ TEST_CASE("a failed server login passes the server's own SQLSTATE through only w
   CHECK(login_failure_sqlstate("53300") == "08001");
   CHECK(login_failure_sqlstate("") == "08001");
 }
+
+TEST_CASE("a login refused for lack of room is told apart from other refusals") {
+  CHECK(classify_login_refusal("53300") == LoginRefusal::Full);
+  CHECK(classify_login_refusal("57P03") == LoginRefusal::NotNow);
+  CHECK(classify_login_refusal("28P01") == LoginRefusal::None);
+  CHECK(classify_login_refusal("08006") == LoginRefusal::None);
+  CHECK(classify_login_refusal("") == LoginRefusal::None);
+}
+
+TEST_CASE("a client that waited out a database refusing connections gets 53300 saying so") {
+  const ProxyError e =
+      make_error(ProxyErrc::CapacityWaitTimeout, {"app", "too many connections for role \"app\"", "1", "1000"});
+  CHECK(e.sqlstate == "53300");
+  CHECK_FALSE(e.fatal());
+  CHECK(e.message ==
+        "the database refused more connections for database \"app\" (too many connections for role \"app\"), and "
+        "none of the pool's 1 server connections became free within 1000 ms (query_wait_timeout)");
+}
