@@ -54,3 +54,10 @@ TEST_CASE("a failed server login passes the server's own SQLSTATE through only w
   CHECK(login_failure_sqlstate("53300") == "08001");
   CHECK(login_failure_sqlstate("") == "08001");
 }
+
+TEST_CASE("a statement the client never prepared is refused with PostgreSQL's own code and text") {
+  const ProxyError e = make_error(ProxyErrc::UnknownPreparedStatement, {"s_probe"});
+  CHECK(e.sqlstate == "26000");
+  CHECK_FALSE(e.fatal());
+  CHECK(e.message == "prepared statement \"s_probe\" does not exist");
+}
