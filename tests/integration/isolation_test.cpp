@@ -4,10 +4,14 @@
 // run by the next client on that connection. Each test has one worker and a pool of one
 // server, so both clients use the same server connection; each checks that they did (the
 // same backend pid).
+//
+// Also: the BackendKeyData of successive logins is random, not a counter.
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <functional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -287,4 +291,54 @@ TEST_CASE("what the server skipped after an error is still known to be another c
     check_unknown_statement(b.exec_prepared("", {"x"}), "unnamed prepared statement does not exist");
     REQUIRE(backend_of(b) == backend_of(a));
   }
+}
+
+TEST_CASE("each login gets a random process id and secret key") {
+  ProxyConfig config = one_shared_server();
+  config.auth_method = "trust";  // the raw logins below read BackendKeyData without a password exchange
+  SharedServerProxy p(config);
+  constexpr int kLogins = 12;
+
+  // Fewer than three equal differences between consecutive values: a counter (of any
+  // step) has them all equal.
+  auto not_sequential = [](const std::vector<int64_t>& values) {
+    int equal = 0;
+    for (std::size_t i = 2; i < values.size(); ++i)
+      if (values[i] - values[i - 1] == values[i - 1] - values[i - 2]) ++equal;
+    return equal < 3;
+  };
+
+  std::vector<int64_t> pids;
+  for (int i = 0; i < kLogins; ++i) {
+    pids.push_back(p.connect().backend_pid());
+  }
+  CHECK(std::set<int64_t>(pids.begin(), pids.end()).size() == kLogins);
+  CHECK(not_sequential(pids));
+
+  std::vector<int64_t> raw_pids;
+  std::vector<int64_t> secrets;
+  for (int i = 0; i < kLogins; ++i) {
+    Socket s = connect_tcp(p.proxy.port());
+    REQUIRE(s.ok());
+    REQUIRE(send_all(s.fd(), startup_message(p.cluster.app_user(), "app")));
+    const Received login =
+        receive(s.fd(), 10s, [](const Received& r) { return !r.messages.empty() && r.messages.back().tag == 'Z'; });
+    bool found = false;
+    for (const BackendMessage& m : login.messages) {
+      if (m.tag != 'K' || m.body.size() != 8) continue;
+      auto int32_at = [&m](std::size_t at) {
+        uint32_t v = 0;
+        for (std::size_t k = 0; k < 4; ++k) v = (v << 8) | std::to_integer<uint32_t>(m.body[at + k]);
+        return static_cast<int64_t>(static_cast<int32_t>(v));
+      };
+      raw_pids.push_back(int32_at(0));
+      secrets.push_back(int32_at(4));
+      found = true;
+    }
+    REQUIRE_MESSAGE(found, login.describe());
+  }
+  CHECK(std::set<int64_t>(raw_pids.begin(), raw_pids.end()).size() == kLogins);
+  CHECK(std::set<int64_t>(secrets.begin(), secrets.end()).size() == kLogins);
+  CHECK(not_sequential(raw_pids));
+  CHECK(not_sequential(secrets));
 }
