@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "sql/classify_functions.h"
+#include "sql/classify_quick.h"
 
 namespace pgsidecar::sql {
 namespace {
@@ -170,6 +171,29 @@ std::string_view needs_primary(const TransactionModes& modes) {
   return {};
 }
 
+// A name list: ["f"], ["schema", "f"] or ["catalog", "schema", "f"].
+std::size_t name_parts(object o, std::string_view key, std::array<std::string_view, 3>& parts) {
+  std::size_t n = 0;
+  array items;
+  if (!array_field(o, key, items)) return 0;
+  for (element item : items) {
+    std::string_view type;
+    object body;
+    if (n == parts.size() || !unwrap(item, type, body) || type != "String") return 0;
+    parts[n++] = string_field(body, "sval");
+  }
+  return n;
+}
+
+std::string joined(const std::array<std::string_view, 3>& parts, std::size_t n) {
+  std::string out;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0) out += '.';
+    out += parts[i];
+  }
+  return out;
+}
+
 // --- SELECT: look everywhere for what makes it write ------------------------------------
 
 struct Verdict {
@@ -234,29 +258,6 @@ class SelectScan {
     if (strength == "LCS_FORSHARE") return "SELECT ... FOR SHARE";
     if (strength == "LCS_FORNOKEYUPDATE") return "SELECT ... FOR NO KEY UPDATE";
     return "SELECT ... FOR UPDATE";
-  }
-
-  // A name list: ["f"], ["schema", "f"] or ["catalog", "schema", "f"].
-  static std::size_t name_parts(object o, std::string_view key, std::array<std::string_view, 3>& parts) {
-    std::size_t n = 0;
-    array items;
-    if (!array_field(o, key, items)) return 0;
-    for (element item : items) {
-      std::string_view type;
-      object body;
-      if (n == parts.size() || !unwrap(item, type, body) || type != "String") return 0;
-      parts[n++] = string_field(body, "sval");
-    }
-    return n;
-  }
-
-  static std::string joined(const std::array<std::string_view, 3>& parts, std::size_t n) {
-    std::string out;
-    for (std::size_t i = 0; i < n; ++i) {
-      if (i > 0) out += '.';
-      out += parts[i];
-    }
-    return out;
   }
 
   bool check_function(element call) {
@@ -450,6 +451,54 @@ Verdict classify_statement(element stmt, Classification& out) {
   return classify_other(type, body, out);
 }
 
+// --- session state that no command tag shows --------------------------------------------
+
+// set_config(setting_name, new_value, is_local) lasts past the transaction unless
+// is_local is the constant true; positional or named (is_local => ...). Any function of
+// that name counts: one in another schema is user code that may do the same.
+bool is_session_set_config(object call) {
+  std::array<std::string_view, 3> parts;
+  const std::size_t n = name_parts(call, "funcname", parts);
+  if (n == 0 || parts[n - 1] != "set_config") return false;
+  array args;
+  if (!array_field(call, "args", args)) return true;
+  std::optional<bool> is_local;
+  std::size_t position = 0;
+  for (element arg : args) {
+    std::string_view type;
+    object named;
+    if (unwrap(arg, type, named) && type == "NamedArgExpr") {
+      element value;
+      if (string_field(named, "name") == "is_local" && named["arg"].get(value) == simdjson::SUCCESS)
+        is_local = node_as_bool(value);
+    } else if (position == 2) {
+      is_local = node_as_bool(arg);
+    }
+    ++position;
+  }
+  return is_local != true;
+}
+
+// Anywhere in a statement: a session-level set_config() call, or a DO block (its body is
+// a string PostgreSQL parses only when it runs it).
+bool find_session_set_config(element e) {
+  object o;
+  array a;
+  if (e.get(o) == simdjson::SUCCESS) {
+    for (auto field : o) {
+      object call;
+      if (field.key == "DoStmt") return true;
+      if (field.key == "FuncCall" && field.value.get(call) == simdjson::SUCCESS && is_session_set_config(call))
+        return true;
+      if (find_session_set_config(field.value)) return true;
+    }
+  } else if (e.get(a) == simdjson::SUCCESS) {
+    for (element item : a)
+      if (find_session_set_config(item)) return true;
+  }
+  return false;
+}
+
 // --- parsing ----------------------------------------------------------------------------
 
 class ParseTree {
@@ -489,6 +538,11 @@ class JsonReader {
   std::string padded_;
 };
 
+JsonReader& reader() {
+  thread_local JsonReader one;
+  return one;
+}
+
 Classification write_classification(std::string reason) {
   Classification out;
   out.kind = StatementKind::Write;
@@ -505,19 +559,21 @@ Classification classify_sql(std::string_view sql) {
     return write_classification("NUL byte in query: treated as write");
   const std::string text(sql);  // libpg_query wants a NUL-terminated string
   const ParseTree tree(text.c_str());
-  if (!tree.ok()) return write_classification("parse error: treated as write");
+  if (!tree.ok()) return write_classification("parse error: treated as write");  // the server rejects it too
 
-  thread_local JsonReader reader;
+  // A tree this reader cannot walk may still run on the server: assume the worst.
+  const bool may_set_config = may_set_session_config(sql);
+  auto unreadable = [may_set_config](std::string reason) {
+    reader().release_if_large();
+    Classification out = write_classification(std::move(reason));
+    out.sets_session_config = may_set_config;
+    return out;
+  };
   element root;
   array stmts;
-  if (reader.parse(tree.json()).get(root) != simdjson::SUCCESS) {
-    reader.release_if_large();  // the usual failure: nesting deeper than simdjson's limit
-    return write_classification("parse tree too deep: treated as write");
-  }
-  if (root["stmts"].get(stmts) != simdjson::SUCCESS) {
-    reader.release_if_large();
-    return write_classification("unreadable parse tree: treated as write");
-  }
+  if (reader().parse(tree.json()).get(root) != simdjson::SUCCESS)
+    return unreadable("parse tree too deep: treated as write");  // nesting past simdjson's limit
+  if (root["stmts"].get(stmts) != simdjson::SUCCESS) return unreadable("unreadable parse tree: treated as write");
 
   Classification out;
   out.kind = StatementKind::Read;
@@ -530,9 +586,10 @@ Classification classify_sql(std::string_view sql) {
         verdict.kind == StatementKind::Write && out.kind == StatementKind::Read;
     if (out.reason.empty() || first_write) out.reason = std::move(verdict.reason);
     if (verdict.kind == StatementKind::Write) out.kind = StatementKind::Write;
+    if (may_set_config && !out.sets_session_config) out.sets_session_config = find_session_set_config(raw);
   }
   if (out.reason.empty()) out.reason = "empty query";
-  reader.release_if_large();
+  reader().release_if_large();
   return out;
 }
 

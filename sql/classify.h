@@ -36,6 +36,10 @@ struct Classification {
   // RESET default_transaction_read_only, SET ... TO DEFAULT, RESET ALL, DISCARD ALL: the
   // setting returns to the session's default, which only the server knows.
   bool resets_default_read_only = false;
+  // A set_config(name, value, is_local) whose is_local is not the constant true: the
+  // value outlives the transaction. Also a DO block naming set_config (its body is parsed
+  // only when it runs). Found only in text that may_set_session_config() accepts.
+  bool sets_session_config = false;
 
   friend bool operator==(const Classification&, const Classification&) = default;
 };

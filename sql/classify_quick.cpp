@@ -57,7 +57,21 @@ bool skip_space(std::string_view s, std::size_t& i) {
   return true;
 }
 
+// Whether `s` holds `lower` at `at`, ignoring ASCII case.
+bool holds_at(std::string_view s, std::size_t at, std::string_view lower) {
+  return at + lower.size() <= s.size() && iequals(s.substr(at, lower.size()), lower);
+}
+
 }  // namespace
+
+bool may_set_session_config(std::string_view sql) {
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    const char c = static_cast<char>(sql[i] | 0x20);
+    if (c == 's' && holds_at(sql, i, "set_config")) return true;
+    if (c == 'u' && holds_at(sql, i, "u&\"")) return true;
+  }
+  return false;
+}
 
 QuickVerdict quick_classify(std::string_view sql) {
   std::size_t i = 0;

@@ -17,4 +17,9 @@ enum class QuickVerdict { Read, Write, Unsure };
 
 QuickVerdict quick_classify(std::string_view sql);
 
+// False when `sql` cannot call set_config(): it names it nowhere, in any case, and has no
+// U&"..." identifier that could spell it. Only text this accepts needs the parser to find
+// a session-level set_config() (Classification::sets_session_config).
+bool may_set_session_config(std::string_view sql);
+
 }  // namespace pgsidecar::sql

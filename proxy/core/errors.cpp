@@ -45,6 +45,8 @@ constexpr std::array kTable{
           "too many prepared statements: this connection has {} (max_prepared_statements); close unused ones "
           "with Close or DEALLOCATE"},
     Entry{ServerLost, sqlstate::kConnectionFailure, F, "server connection for database \"{}\" was lost: {}"},
+    // PostgreSQL's own code and text for a Bind or Describe of a name never prepared.
+    Entry{UnknownPreparedStatement, sqlstate::kInvalidSqlStatementName, E, "prepared statement \"{}\" does not exist"},
     Entry{NoServerKnown, sqlstate::kConnectionFailure, E, "no server is known for database \"{}\""},
     Entry{PrimaryUnavailable, sqlstate::kConnectionFailure, E, "primary for database \"{}\" is unavailable"},
     Entry{NoHealthyServer, sqlstate::kConnectionFailure, E,

@@ -30,6 +30,8 @@ enum class ProxyErrc : uint8_t {
   AdminSimpleQueriesOnly,
   TooManyPreparedStatements,  // {count}
   ServerLost,                 // {database} {reason}
+  // A request answered by pgsidecar itself; the connection goes on.
+  UnknownPreparedStatement,   // {name}
   // Routing a transaction.
   NoServerKnown,              // {database}
   PrimaryUnavailable,         // {database}

@@ -21,10 +21,12 @@ const char* level_name(LogLevel level) {
   return "info";
 }
 
+bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
+
 bool needs_quotes(std::string_view v) {
   if (v.empty()) return true;
   for (char c : v)
-    if (c == ' ' || c == '"' || c == '=' || c == '\\' || static_cast<unsigned char>(c) < 0x20) return true;
+    if (c == ' ' || c == '"' || c == '=' || c == '\\' || is_control(c)) return true;
   return false;
 }
 
@@ -48,24 +50,38 @@ LogLine::LogLine(LogLevel level, std::string_view event) : enabled_(log_enabled(
   text_.append("ts=").append(stamp).append(" level=").append(level_name(level)).append(" event=").append(event);
 }
 
+void append_log_value(std::string& line, std::string_view value) {
+  if (!needs_quotes(value)) {
+    line.append(value);
+    return;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  line.push_back('"');
+  for (char c : value) {
+    switch (c) {
+      case '"': line.append("\\\""); break;
+      case '\\': line.append("\\\\"); break;
+      case '\n': line.append("\\n"); break;
+      case '\r': line.append("\\r"); break;
+      case '\t': line.append("\\t"); break;
+      default:
+        if (is_control(c)) {
+          const auto b = static_cast<unsigned char>(c);
+          line.append("\\x").push_back(kHex[b >> 4]);
+          line.push_back(kHex[b & 0xf]);
+        } else {
+          line.push_back(c);
+        }
+    }
+  }
+  line.push_back('"');
+}
+
 LogLine& LogLine::kv(std::string_view key, std::string_view value) {
   if (!enabled_) return *this;
   text_.push_back(' ');
   text_.append(key).push_back('=');
-  if (!needs_quotes(value)) {
-    text_.append(value);
-    return *this;
-  }
-  text_.push_back('"');
-  for (char c : value) {
-    if (c == '"' || c == '\\') text_.push_back('\\');
-    if (c == '\n') {
-      text_.append("\\n");
-      continue;
-    }
-    text_.push_back(c);
-  }
-  text_.push_back('"');
+  append_log_value(text_, value);
   return *this;
 }
 

@@ -35,6 +35,12 @@ class LogLine {
   std::string text_;
 };
 
+// Appends `value` as a log line's value: as is when it is one plain word, otherwise in
+// double quotes with `"` and `\` escaped by a backslash, \n, \r and \t as such, and
+// every other control byte (and DEL) as \xNN. A value never ends the line or forges
+// another key: client-supplied text (user names, error messages, SQL) can be logged.
+void append_log_value(std::string& line, std::string_view value);
+
 inline LogLine log_debug(std::string_view event) { return LogLine(LogLevel::Debug, event); }
 inline LogLine log_info(std::string_view event) { return LogLine(LogLevel::Info, event); }
 inline LogLine log_warn(std::string_view event) { return LogLine(LogLevel::Warn, event); }

@@ -177,7 +177,7 @@ void PoolShard::release(ServerConn& server, ReleaseKind kind) {
       server.close(ServerCloseReason::Unclean);
       return;
     case ReleaseKind::Reset:
-      server.start_reset("DISCARD ALL");
+      server.start_reset();
       return;
     case ReleaseKind::Reusable:
       on_server_ready(server);

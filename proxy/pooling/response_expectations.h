@@ -2,7 +2,8 @@
 // Close, one ReadyForQuery per Sync/Query/FunctionCall. Entries for messages pgsidecar
 // injected are marked `swallow`, so the client never sees replies to what it did not send.
 // After an ErrorResponse in an extended-protocol exchange the server skips to the next
-// Sync, so the Parse/Close entries before the next ReadyForQuery are dropped.
+// Sync, so the Parse/Close entries before the next ReadyForQuery are dropped, and their
+// statements reported: the books must not believe a skipped Parse or Close happened.
 #pragma once
 
 #include "proxy/pooling/layer.h"
@@ -19,30 +20,31 @@ class ResponseExpectations {
   struct Entry {
     char reply;       // '1' ParseComplete, '3' CloseComplete, 'Z' ReadyForQuery
     bool swallow;     // injected by pgsidecar: drop the reply (for 'Z': everything up to it)
-    std::string statement;  // for '1': the statement name the Parse created
+    std::string statement;  // the statement a Parse ('1') makes or a Close ('3') frees; "" for
+                            // the unnamed one and for portals
   };
 
   void expect(char reply, bool swallow, std::string statement = {});
   // The oldest entry, or nullptr.
   const Entry* front() const { return entries_.empty() ? nullptr : &entries_.front(); }
   Entry pop();
-  // An ErrorResponse arrived: drops '1'/'3' entries up to the next 'Z' and calls
-  // on_dropped_parse(name) for each Parse whose statement will not exist.
+  // An ErrorResponse arrived: drops '1'/'3' entries up to the next 'Z' (the server skips
+  // those messages) and calls on_skipped(entry) for each: a Parse whose statement will not
+  // exist, a Close whose statement still does.
   template <typename F>
-  void on_error(F&& on_dropped_parse) {
+  void on_error(F&& on_skipped) {
     while (!entries_.empty() && entries_.front().reply != 'Z') {
-      if (entries_.front().reply == '1' && !entries_.front().statement.empty())
-        on_dropped_parse(entries_.front().statement);
+      on_skipped(entries_.front());
       pop();
     }
   }
   // A ReadyForQuery arrived: pops its 'Z' entry. Parse/Close entries still ahead of it
   // were skipped by the server (they followed an error before the Sync) and are dropped
-  // too, with on_dropped_parse(name) for each Parse. Returns the popped 'Z' entry's
-  // swallow flag (false when none was expected).
+  // too, with on_skipped(entry) as for on_error. Returns the popped 'Z' entry's swallow
+  // flag (false when none was expected).
   template <typename F>
-  bool on_ready(F&& on_dropped_parse) {
-    on_error(on_dropped_parse);
+  bool on_ready(F&& on_skipped) {
+    on_error(on_skipped);
     if (entries_.empty()) return false;
     return pop().swallow;
   }

@@ -48,6 +48,9 @@ bool inspected(char t) {
   }
 }
 
+// Session mode: everything a session can leave, before the next client.
+constexpr std::string_view kSessionReset = "DISCARD ALL";
+
 // admin_shutdown, crash_shutdown, cannot_connect_now: the server is stopping or starting.
 bool server_is_going_away(std::span<const std::byte> error_body) {
   protocol::ErrorFields e;
@@ -331,52 +334,6 @@ void ServerConn::activate(ServerLessee& session) {
   response_started_ = false;
 }
 
-void ServerConn::client_sent_close(char kind, std::string_view name) {
-  if (kind == 'S' && !name.empty()) statements_.erase(name);
-  expectations_.expect('3', false);
-}
-
-void ServerConn::client_sent_parse(std::string_view name, uint64_t fingerprint, OutboundBatch& to_server) {
-  if (!name.empty()) {
-    // Another client's statement of the same name may live on this server: replace it.
-    if (statements_.find(name) != 0) {
-      protocol::append_close(to_server.injected_out(), 'S', name);
-      to_server.commit_injected();
-      expectations_.expect('3', true);
-    }
-    statements_.set(name, fingerprint);
-  }
-  expectations_.expect('1', false, std::string(name));
-}
-
-void ServerConn::ensure_statement(std::string_view name, uint64_t fingerprint, std::string_view query,
-                                  std::span<const int32_t> param_types, OutboundBatch& to_server) {
-  const uint64_t have = statements_.find(name);
-  if (have == fingerprint) return;
-  auto& out = to_server.injected_out();
-  if (have != 0) {
-    protocol::append_close(out, 'S', name);
-    expectations_.expect('3', true);
-  }
-  protocol::append_parse(out, name, query, param_types);
-  to_server.commit_injected();
-  expectations_.expect('1', true, std::string(name));
-  statements_.set(name, fingerprint);
-}
-
-void ServerConn::sync_settings(std::string_view sql, uint64_t defaults_fp,
-                               std::shared_ptr<const ParamList> client_settings, OutboundBatch& to_server) {
-  if (!sql.empty()) {
-    protocol::append_query(to_server.injected_out(), sql);
-    to_server.commit_injected();
-    expectations_.expect('Z', true);
-    defaults_fp_ = defaults_fp;
-    dirty_ = false;
-  }
-  synced_settings_ = std::move(client_settings);
-  synced_version_ = params_version_;
-}
-
 void ServerConn::detach() { session_ = nullptr; }
 
 void ServerConn::set_param(std::string_view name, std::string_view value) {
@@ -389,12 +346,18 @@ void ServerConn::note_response_started() {
   session_->on_response_started();
 }
 
-void ServerConn::start_reset(std::string_view sql) {
+void ServerConn::start_reset() {
   set_state(ServerState::Resetting, "reset");
   session_ = nullptr;
   std::vector<std::byte> out;
-  protocol::append_query(out, sql);
+  protocol::append_query(out, kSessionReset);
   expectations_.expect('Z', true);
+  // DISCARD ALL drops statements, settings, role and the unnamed statement.
+  statements_.clear();
+  defaults_fp_ = 0;
+  carried_ = {};
+  carried_owner_ = kNoSession;
+  unnamed_owner_ = kNoSession;
   send_own(std::move(out));
 }
 
@@ -459,7 +422,7 @@ bool ServerConn::handle_inspected(char t, std::span<const std::byte> body, bool&
   const bool swallow = !forward;
   switch (t) {
     case tag(BackendTag::ReadyForQuery):
-      expectations_.on_ready([this](const std::string& name) { statements_.erase(name); });
+      expectations_.on_ready([this](const ResponseExpectations::Entry& e) { note_skipped(e); });
       protocol::parse_ready_for_query(body, tx_status_);
       boundary = true;
       break;
@@ -472,7 +435,7 @@ bool ServerConn::handle_inspected(char t, std::span<const std::byte> body, bool&
       break;
     }
     case tag(BackendTag::ErrorResponse): {
-      expectations_.on_error([this](const std::string& name) { statements_.erase(name); });
+      expectations_.on_error([this](const ResponseExpectations::Entry& e) { note_skipped(e); });
       if (swallow) {
         protocol::ErrorFields e;
         protocol::parse_error_response(body, e);
@@ -497,20 +460,13 @@ bool ServerConn::handle_inspected(char t, std::span<const std::byte> body, bool&
       if (front != nullptr && front->reply == t) forward = !expectations_.pop().swallow && !swallow;
       break;
     }
-    case tag(BackendTag::CommandComplete): {
-      std::string_view command;
-      protocol::parse_command_complete(body, command);
-      if (command == "DISCARD ALL" || command == "DEALLOCATE ALL") {
-        statements_.clear();
-        if (command == "DISCARD ALL") defaults_fp_ = 0;
-        if (forward) session_->on_statements_reset();
-      } else if (!swallow && (command == "SET" || command == "RESET")) {
-        dirty_ = true;
-        dirty_owner_ = session_->lessee_id();
+    case tag(BackendTag::CommandComplete):
+      // What injected SQL did was booked when it was sent.
+      if (forward) {
+        note_command_complete(body);
+        session_->on_copy_in(false);
       }
-      if (forward) session_->on_copy_in(false);
       break;
-    }
     case tag(BackendTag::CopyInResponse):
     case tag(BackendTag::CopyBothResponse):
       if (forward) session_->on_copy_in(true);

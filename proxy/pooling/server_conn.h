@@ -16,7 +16,9 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "protocol/framer.h"
@@ -36,6 +38,18 @@
 namespace pgsidecar::proxy {
 
 class PoolShard;
+
+// What a client's session may leave on a server connection that outlives its
+// transactions, and that the next client must not inherit. Each kind has its own reset,
+// injected before the next client's first request (ServerConn::sync_settings).
+struct SessionLeftovers {
+  // Settings (SET, RESET, set_config(..., false)), SET ROLE / SET SESSION AUTHORIZATION,
+  // or other startup defaults: RESET SESSION AUTHORIZATION; RESET ROLE; RESET ALL.
+  bool settings = false;
+  // Statements made by SQL PREPARE (or a DEALLOCATE the books may not follow): DEALLOCATE ALL.
+  bool sql_statements = false;
+  bool any() const { return settings || sql_statements; }
+};
 
 enum class ServerState {
   Connecting,     // TCP connect in progress; nothing sent
@@ -76,28 +90,37 @@ class ServerConn {
   void make_idle();
   void activate(ServerLessee& session);  // lease to a session
   void detach();                         // the session let go (the pool decides what next)
-  void start_reset(std::string_view sql);  // injected SQL, swallowed; then on_server_ready
+  void start_reset();  // session mode: injected DISCARD ALL, swallowed; then on_server_ready
 
   // Session side: what the leasing session sends, so the books stay right. Messages the
   // connection injects go into `to_server`, the session's batch, ahead of its own bytes.
   void client_sent_sync() { expectations_.expect('Z', false); }  // Sync, Query or FunctionCall
   void client_sent_close(char kind, std::string_view name);      // Close: CloseComplete is owed
   void client_deallocated(std::string_view name) { statements_.erase(name); }
-  // A client's Parse: `name` (empty for the unnamed statement) with `fingerprint`. Another
-  // client's statement of the same name here is closed first.
-  void client_sent_parse(std::string_view name, uint64_t fingerprint, OutboundBatch& to_server);
+  // A client's Parse of `statement` under `name` (empty: the unnamed statement, and then
+  // `statement` may be null). Another client's statement of the same name here is closed first.
+  void client_sent_parse(std::string_view name, StatementRef statement, OutboundBatch& to_server);
   // Before a Bind or Describe of `name`: re-Parse it here, unseen by the client, unless
-  // this connection already holds that statement.
-  void ensure_statement(std::string_view name, uint64_t fingerprint, std::string_view query,
-                        std::span<const int32_t> param_types, OutboundBatch& to_server);
+  // this connection already holds that statement (same text and parameter types).
+  void ensure_statement(std::string_view name, const StatementRef& statement, OutboundBatch& to_server);
+  // Before a Bind or Describe of a statement the leasing client never prepared: one of
+  // that name here (the unnamed one included) is another client's, so it is closed first,
+  // unseen, and the server answers 26000 as it would to this client alone.
+  void close_foreign_statement(std::string_view name, OutboundBatch& to_server);
+  // The leasing client ran something that changes its session's settings with no SET
+  // command tag to show it (set_config(..., false), a FunctionCall).
+  void client_changed_settings() { carry(&SessionLeftovers::settings); }
 
   // The settings this connection carries, for the session's settings sync.
   const ParamMap& params() const { return params_; }
   uint64_t params_version() const { return params_version_; }
   uint64_t defaults_fp() const { return defaults_fp_; }
-  // A session-level SET/RESET of another client ran here, or its startup defaults differ.
-  bool carries_other_session_state(SessionId session, uint64_t defaults_fp) const {
-    return defaults_fp_ != defaults_fp || (dirty_ && dirty_owner_ != session);
+  // What `session` (whose startup defaults are `defaults_fp`) must not inherit here:
+  // another session's SETs, role or SQL-prepared statements, or other startup defaults.
+  SessionLeftovers leftovers_for(SessionId session, uint64_t defaults_fp) const {
+    SessionLeftovers out = carried_owner_ != session ? carried_ : SessionLeftovers{};
+    if (defaults_fp_ != defaults_fp) out.settings = true;
+    return out;
   }
   // The client settings list last made to match here, and the server's settings version
   // then. Clients with equal settings share one list (ParamSets), so the next client with
@@ -105,10 +128,11 @@ class ServerConn {
   bool settings_match(const std::shared_ptr<const ParamList>& client_settings) const {
     return synced_settings_ == client_settings && synced_version_ == params_version_;
   }
-  // Injects `sql` (which makes this connection carry the session's settings and defaults
-  // `defaults_fp`), its reply swallowed; `sql` empty: nothing needed injecting.
-  void sync_settings(std::string_view sql, uint64_t defaults_fp, std::shared_ptr<const ParamList> client_settings,
-                     OutboundBatch& to_server);
+  // Injects the reset of `leftovers`, then `settings_sql` (which makes this connection
+  // carry the session's settings and defaults `defaults_fp`), each its own Query so that
+  // a failing SET cannot undo the reset; replies swallowed. Either may be empty.
+  void sync_settings(SessionLeftovers leftovers, std::string_view settings_sql, uint64_t defaults_fp,
+                     std::shared_ptr<const ParamList> client_settings, OutboundBatch& to_server);
 
   // The session queued bytes for us and may want to hear when they are written.
   void resume_reading();
@@ -136,6 +160,11 @@ class ServerConn {
   void send_own(std::vector<std::byte> bytes);
   bool flush_forward();  // true: written at once (no completion callback follows)
   void note_response_started();
+  void note_command_complete(std::span<const std::byte> body);  // a client command's tag
+  void carry(bool SessionLeftovers::*kind);  // the leasing session left this kind of state
+  void inject_query(std::string_view sql, OutboundBatch& to_server);
+  void inject_close(std::string_view name, OutboundBatch& to_server);
+  void note_skipped(const ResponseExpectations::Entry& skipped);
   void set_param(std::string_view name, std::string_view value);
   void maybe_free();
 
@@ -169,8 +198,15 @@ class ServerConn {
   ResponseExpectations expectations_;
   uint64_t defaults_fp_ = 0;
   bool response_started_ = false;  // a byte went to the leasing session's client
-  bool dirty_ = false;  // a session-level SET/RESET ran: another client must not inherit it
-  SessionId dirty_owner_ = 0;  // the session whose SET/RESET that was
+  static constexpr SessionId kNoSession = 0;
+  // No session's id (their low 32 bits are a virtual pid, below 2^31).
+  static constexpr SessionId kUnknownSession = ~SessionId{0};
+  SessionLeftovers carried_;              // session state a client left here: another must not inherit it
+  SessionId carried_owner_ = kNoSession;  // whose it is
+  // Whose Parse made the unnamed statement here: kNoSession for none, kUnknownSession when
+  // one may be there from a Close the server skipped (a client's own simple Query drops it
+  // too, unless skipped: never counted on).
+  SessionId unnamed_owner_ = kNoSession;
   std::chrono::steady_clock::time_point created_at_;
   uint64_t connect_started_ns_ = 0;  // uv_hrtime() at connect(), for the connect + login time
   std::chrono::steady_clock::time_point idle_since_;

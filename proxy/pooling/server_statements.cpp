@@ -1,5 +1,9 @@
 #include "proxy/pooling/server_statements.h"
 
+#include <algorithm>
+
+#include "protocol/wire.h"
+
 namespace pgsidecar::proxy {
 
 uint64_t statement_fingerprint(std::string_view query, std::span<const std::byte> param_types_raw) {
@@ -12,16 +16,28 @@ uint64_t statement_fingerprint(std::string_view query, std::span<const std::byte
   for (char c : query) mix(static_cast<unsigned char>(c));
   mix(0);
   for (std::byte b : param_types_raw) mix(static_cast<unsigned char>(b));
-  return h == 0 ? 1 : h;  // 0 means "none" in ServerStatements
+  return h;
 }
 
-uint64_t ServerStatements::find(std::string_view name) const {
+StatementRef make_statement(std::string_view query, std::span<const std::byte> param_types_raw, int16_t param_count) {
+  auto stmt = std::make_shared<StatementText>();
+  stmt->query.assign(query);
+  stmt->param_types.reserve(static_cast<std::size_t>(std::max<int16_t>(param_count, 0)));
+  for (int16_t i = 0; i < param_count && static_cast<std::size_t>(i) * 4 + 4 <= param_types_raw.size(); ++i)
+    stmt->param_types.push_back(static_cast<int32_t>(protocol::load_be32(param_types_raw.data() + i * 4)));
+  stmt->fingerprint = statement_fingerprint(query, param_types_raw);
+  return stmt;
+}
+
+const StatementText* ServerStatements::find(std::string_view name) const {
   auto it = by_name_.find(std::string(name));
-  return it == by_name_.end() ? 0 : it->second;
+  return it == by_name_.end() ? nullptr : it->second.get();
 }
 
-void ServerStatements::set(std::string_view name, uint64_t fingerprint) {
-  by_name_[std::string(name)] = fingerprint;
+bool ServerStatements::contains(std::string_view name) const { return by_name_.count(std::string(name)) != 0; }
+
+void ServerStatements::set(std::string_view name, StatementRef statement) {
+  by_name_[std::string(name)] = std::move(statement);
 }
 
 void ServerStatements::erase(std::string_view name) { by_name_.erase(std::string(name)); }

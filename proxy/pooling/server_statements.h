@@ -1,33 +1,66 @@
-// The named prepared statements a server connection holds, by name, with the fingerprint
-// of the Parse that made each: a client whose statement of that name has another
-// fingerprint needs it re-Parsed here first.
+// The named prepared statements a server connection holds, by name, each with the text
+// and parameter types of the Parse that made it: a client whose statement of that name
+// differs needs it re-Parsed here first. A statement is identified by its text and
+// types, never by a hash alone (two clients' statements must not pass for each other).
 #pragma once
 
 #include "proxy/pooling/layer.h"
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 namespace pgsidecar::proxy {
 
-// Identifies the text and parameter types of a Parse: equal fingerprints, same statement.
+// Hashes the text and parameter types of a Parse: a quick first check of identity.
 uint64_t statement_fingerprint(std::string_view query, std::span<const std::byte> param_types_raw);
+
+// What a Parse prepares. Shared, immutable: the client's books and those of every
+// server holding the statement point at one copy.
+struct StatementText {
+  std::string query;
+  std::vector<int32_t> param_types;
+  uint64_t fingerprint = 0;  // statement_fingerprint(query, the raw types)
+
+  // The same statement: fingerprints first, then the text and the types.
+  bool same_as(const StatementText& other) const {
+    return this == &other ||
+           (fingerprint == other.fingerprint && param_types == other.param_types && query == other.query);
+  }
+};
+using StatementRef = std::shared_ptr<const StatementText>;
+
+// A Parse's statement: its text and the first `param_count` types of `param_types_raw`
+// (Int32 each, as on the wire; types the bytes do not cover are left out).
+StatementRef make_statement(std::string_view query, std::span<const std::byte> param_types_raw, int16_t param_count);
 
 class ServerStatements {
  public:
-  // The fingerprint prepared under `name` on this server, or 0 when none.
-  uint64_t find(std::string_view name) const;
-  void set(std::string_view name, uint64_t fingerprint);
+  // The statement prepared under `name` on this server; nullptr when none, or when what
+  // is there is not known (set_unknown).
+  const StatementText* find(std::string_view name) const;
+  // Something is prepared under `name` here, known or not: a Parse of it needs a Close first.
+  bool contains(std::string_view name) const;
+  // True when `name` here is `statement`.
+  bool holds(std::string_view name, const StatementText& statement) const {
+    const StatementText* have = find(name);
+    return have != nullptr && have->same_as(statement);
+  }
+  void set(std::string_view name, StatementRef statement);
+  // A statement of that name is still here, but which one is not known (a Close of it was
+  // skipped after an error): never held to be anyone's, always closed before a Parse.
+  void set_unknown(std::string_view name) { set(name, nullptr); }
   void erase(std::string_view name);
   void clear() { by_name_.clear(); }
   std::size_t size() const { return by_name_.size(); }
 
  private:
-  std::unordered_map<std::string, uint64_t> by_name_;
+  std::unordered_map<std::string, StatementRef> by_name_;
 };
 
 }  // namespace pgsidecar::proxy

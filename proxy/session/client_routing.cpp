@@ -51,7 +51,7 @@ Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, 
                           ? protocol::peek_bind_names(body, h.body_size(), portal, name) == protocol::PeekStatus::Ok
                           : protocol::parse_describe(body, kind, name);
       if (ok && kind == 'S')
-        if (const PreparedStatement* stmt = statements_.find(name)) sql = stmt->query;
+        if (const PreparedStatement* stmt = statements_.find(name)) sql = stmt->statement->query;
     }
   }
   if (sql.empty()) return read_only_default ? Intent::Read : Intent::Write;

@@ -9,6 +9,8 @@
 #include "proxy/io/owned_write.h"
 #include "proxy/pooling/server_conn.h"
 #include "proxy/session/settings_sync.h"
+#include "sql/classify_cache.h"
+#include "sql/classify_quick.h"
 #include "sql/sql_syntax.h"
 
 namespace pgsidecar::proxy {
@@ -49,12 +51,17 @@ bool is_forwarded_tag(char t) {
   }
 }
 
+// A Query up to this size is read whole before it is forwarded: its text is looked at
+// for what it does to the session (set_config). A larger one streams through.
+constexpr std::size_t kWholeQueryBytes = BufferPool::kChunkSize;
+
 // How much of a message must be in the buffer before deciding what to do with it.
 std::size_t bytes_needed(const protocol::FrameHeader& h) {
   const char t = h.tag;
   if (t == tag(FrontendTag::Parse) || t == tag(FrontendTag::Describe) || t == tag(FrontendTag::Close))
     return h.total_size();
-  if (t == tag(FrontendTag::Bind) || t == tag(FrontendTag::Query)) return std::min(h.total_size(), kPeekBytes);
+  if (t == tag(FrontendTag::Query)) return h.total_size() <= kWholeQueryBytes ? h.total_size() : kPeekBytes;
+  if (t == tag(FrontendTag::Bind)) return std::min(h.total_size(), kPeekBytes);
   return 5;
 }
 
@@ -390,6 +397,7 @@ ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& 
   if (lease_ != Lease::Linked) {
     if (pending_error_) return answer_refused(h, in);
     if (lease_ != Lease::None) return Step::Wait;  // a server or a route is coming
+    if (refuse_unknown_statement(h, in)) return answer_refused(h, in);
     const Step step = acquire_for(h, in);
     if (step != Step::Next) return step;
     if (pending_error_) return Step::Next;  // refused at once: the error answers this request
@@ -423,6 +431,25 @@ ClientSession::Step ClientSession::answer_refused(const protocol::FrameHeader& h
     send_error(e, true);
   }
   return Step::Next;
+}
+
+// A Bind or Describe of a statement name this client never prepared, first in a request
+// outside a transaction: answered here as PostgreSQL would (26000, then skip to Sync),
+// without a server, where another client's statement of that name may live. Inside a
+// transaction the server answers (close_foreign_statement), so that the error aborts it.
+bool ClientSession::refuse_unknown_statement(const protocol::FrameHeader& h, std::span<const std::byte> in) {
+  if (session_mode_ || (h.tag != tag(FrontendTag::Bind) && h.tag != tag(FrontendTag::Describe))) return false;
+  const auto body = in.subspan(5, std::min(h.body_size(), in.size() - 5));
+  std::string_view portal, name;
+  char kind = 'S';
+  const bool ok = h.tag == tag(FrontendTag::Bind)
+                      ? protocol::peek_bind_names(body, h.body_size(), portal, name) == protocol::PeekStatus::Ok
+                      : protocol::parse_describe(body, kind, name);
+  // The unnamed statement is left to the server: it may be this client's own from an
+  // earlier request on the same server (close_foreign_statement knows).
+  if (!ok || kind != 'S' || name.empty() || statements_.find(name) != nullptr) return false;
+  pending_error_ = std::make_unique<ProxyError>(make_error(ProxyErrc::UnknownPreparedStatement, {name}));
+  return true;
 }
 
 // The first message of a transaction: prepared locally, or routed to a pool.
@@ -492,10 +519,16 @@ bool ClientSession::note_for_server(const protocol::FrameHeader& h, std::span<co
         statements_.erase(target);
         server_->client_deallocated(target);
       }
+      // Text not read whole (a Query larger than kWholeQueryBytes) may hide anything.
+      std::string_view sql;
+      if (body.size() < h.body_size() || !protocol::parse_query(body, sql) || sets_session_config(sql))
+        server_->client_changed_settings();
       server_->client_sent_sync();
       return true;
     }
     case tag(FrontendTag::FunctionCall):
+      // It calls a function by oid, set_config's as well as any other.
+      server_->client_changed_settings();
       server_->client_sent_sync();
       return true;
     default:  // CopyData, CopyDone, CopyFail
@@ -509,16 +542,20 @@ bool ClientSession::handle_parse(std::span<const std::byte> body) {
     protocol_error("malformed Parse message");
     return false;
   }
+  // Marked now: it may run on this server before anything else is seen of it.
+  const bool sets_config = sets_session_config(parse.query);
+  if (sets_config) server_->client_changed_settings();
   if (parse.name.empty() || session_mode_) {
-    server_->client_sent_parse({}, 0, forward());
+    server_->client_sent_parse({}, nullptr, forward());
     return true;
   }
-  const auto added = statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count);
+  const auto added =
+      statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count, sets_config);
   if (added == ClientStatements::AddResult::LimitReached) {
     send_error(make_error(ProxyErrc::TooManyPreparedStatements, {std::to_string(statements_.size())}), false);
     return false;
   }
-  server_->client_sent_parse(parse.name, statement_fingerprint(parse.query, parse.param_types_raw), forward());
+  server_->client_sent_parse(parse.name, statements_.find(parse.name)->statement, forward());
   return true;
 }
 
@@ -541,7 +578,8 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
   if (!protocol::parse_parse(in.subspan(5, h.body_size()), parse) || parse.name.empty()) return LocalPrepare::No;
   if (statements_.find(parse.name) != nullptr) return LocalPrepare::No;  // the server reports 42P05
   if (!sql::sql_syntax_ok(parse.query)) return LocalPrepare::No;
-  const auto added = statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count);
+  const auto added = statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count,
+                                     sets_session_config(parse.query));
   if (added == ClientStatements::AddResult::LimitReached) return LocalPrepare::No;  // handle_parse reports it
   std::vector<std::byte> out;
   protocol::append_parse_complete(out);
@@ -552,10 +590,21 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
 }
 
 void ClientSession::ensure_statement_on_server(std::string_view name) {
-  if (name.empty() || session_mode_) return;
-  const PreparedStatement* stmt = statements_.find(name);
-  if (stmt == nullptr) return;  // unknown to us too: the server's error is the right answer
-  server_->ensure_statement(name, stmt->fingerprint, stmt->query, stmt->param_types, forward());
+  if (session_mode_) return;  // the server is this client's alone
+  const PreparedStatement* stmt = name.empty() ? nullptr : statements_.find(name);
+  if (stmt == nullptr) {
+    // Not this client's: the server must answer as if it held no such statement.
+    server_->close_foreign_statement(name, forward());
+    return;
+  }
+  if (stmt->sets_session_config) server_->client_changed_settings();
+  server_->ensure_statement(name, stmt->statement, forward());
+}
+
+// Whether `sql` may change session settings with no SET command tag to show it (a
+// set_config(..., false)): a cheap look for the name, then the classifier (cached by text).
+bool ClientSession::sets_session_config(std::string_view sql) {
+  return sql::may_set_session_config(sql) && host_.resources().classifier.classify(sql).sets_session_config;
 }
 
 void ClientSession::reserve_whole_message(uint32_t max) {
@@ -620,13 +669,13 @@ void ClientSession::link_server(ServerConn& server) {
   lease_ = Lease::Linked;
   server_ = &server;
   std::shared_ptr<const ParamList> settings = params_.shared_entries();
-  const bool other_state = server.carries_other_session_state(id_, defaults_fp_);
-  if (!other_state && server.settings_match(settings))
+  const SessionLeftovers leftovers = server.leftovers_for(id_, defaults_fp_);
+  if (!leftovers.any() && server.settings_match(settings))
     return;  // these settings were the last made to match here, and nothing changed since
-  const auto sql = settings_sync_sql(params_, defaults_, defaults_fp_, server.params(), other_state);
-  if (sql) forward_dest_ = server.stream();
-  server.sync_settings(sql ? std::string_view(*sql) : std::string_view(), defaults_fp_, std::move(settings),
-                       forward());
+  const auto sql = settings_sync_sql(params_, defaults_, defaults_fp_, server.params(), leftovers.settings);
+  if (sql || leftovers.any()) forward_dest_ = server.stream();
+  server.sync_settings(leftovers, sql ? std::string_view(*sql) : std::string_view(), defaults_fp_,
+                       std::move(settings), forward());
 }
 
 void ClientSession::unlink_server(bool reusable) {

@@ -140,12 +140,14 @@ class ClientSession final : public ServerLessee {
   enum class Step { Next, Wait, Stop };  // after one message: go on, wait for input or a server, or stop
   Step forward_message(const protocol::FrameHeader& h, std::span<const std::byte> in);
   Step answer_refused(const protocol::FrameHeader& h, std::span<const std::byte> in);
+  bool refuse_unknown_statement(const protocol::FrameHeader& h, std::span<const std::byte> in);
   Step acquire_for(const protocol::FrameHeader& h, std::span<const std::byte> in);
   bool note_for_server(const protocol::FrameHeader& h, std::span<const std::byte> body);
   bool handle_parse(std::span<const std::byte> body);
   enum class LocalPrepare { Done, NeedMore, No };
   LocalPrepare try_prepare_locally(std::span<const std::byte> in, const protocol::FrameHeader& h);
   void ensure_statement_on_server(std::string_view name);
+  bool sets_session_config(std::string_view sql);
   void link_server(ServerConn& server);
   void note_wait_over(PoolShard& pool);                        // client_wait histogram
   void note_request_done(PoolMetrics& metrics, char tx_status);  // query and transaction histograms

@@ -2,22 +2,15 @@
 
 #include <cctype>
 
-#include "protocol/wire.h"
-
 namespace pgsidecar::proxy {
 
 ClientStatements::AddResult ClientStatements::add(std::string_view name, std::string_view query,
-                                                  std::span<const std::byte> param_types_raw,
-                                                  int16_t param_count) {
+                                                  std::span<const std::byte> param_types_raw, int16_t param_count,
+                                                  bool sets_session_config) {
   if (by_name_ == nullptr) by_name_ = std::make_unique<std::unordered_map<std::string, PreparedStatement>>();
   auto it = by_name_->find(std::string(name));
   if (it == by_name_->end() && by_name_->size() >= limit_) return AddResult::LimitReached;
-  PreparedStatement stmt;
-  stmt.query.assign(query);
-  stmt.param_types.reserve(static_cast<std::size_t>(param_count));
-  for (int16_t i = 0; i < param_count && static_cast<std::size_t>(i) * 4 + 4 <= param_types_raw.size(); ++i)
-    stmt.param_types.push_back(static_cast<int32_t>(protocol::load_be32(param_types_raw.data() + i * 4)));
-  stmt.fingerprint = statement_fingerprint(query, param_types_raw);
+  PreparedStatement stmt{make_statement(query, param_types_raw, param_count), sets_session_config};
   if (it != by_name_->end()) {
     it->second = std::move(stmt);
     return AddResult::Replaced;

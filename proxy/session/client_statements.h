@@ -21,9 +21,8 @@
 namespace pgsidecar::proxy {
 
 struct PreparedStatement {
-  std::string query;
-  std::vector<int32_t> param_types;
-  uint64_t fingerprint = 0;
+  StatementRef statement;            // shared with the books of the servers that hold it
+  bool sets_session_config = false;  // runs a set_config() that outlives its transaction
 };
 
 class ClientStatements {
@@ -32,7 +31,7 @@ class ClientStatements {
 
   enum class AddResult { Added, Replaced, LimitReached };
   AddResult add(std::string_view name, std::string_view query, std::span<const std::byte> param_types_raw,
-                int16_t param_count);
+                int16_t param_count, bool sets_session_config = false);
   const PreparedStatement* find(std::string_view name) const;
   void erase(std::string_view name);
   void clear() { by_name_.reset(); }

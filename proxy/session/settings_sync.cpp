@@ -36,16 +36,14 @@ void append_set_statement(std::string& sql, std::string_view name, std::string_v
 
 std::optional<std::string> settings_sync_sql(const ParamMap& client_values, const ParamList& client_defaults,
                                              uint64_t /*client_fp*/, const ParamMap& server_values,
-                                             bool reset_first) {
+                                             bool after_reset) {
   std::string sql;
-  if (reset_first) {
-    sql.append("RESET ALL;");
+  if (after_reset)
     for (const auto& [k, v] : client_defaults) append_set_statement(sql, k, v);
-  }
   for (const auto& [k, v] : client_values.entries()) {
     if (!is_tracked_parameter(k)) continue;
     const std::string* current = server_values.find(k);
-    if (!reset_first && current != nullptr && *current == v) continue;
+    if (!after_reset && current != nullptr && *current == v) continue;
     append_set_statement(sql, k, v);
   }
   if (sql.empty()) return std::nullopt;

@@ -22,11 +22,12 @@ uint64_t defaults_fingerprint(const ParamList& defaults);
 // `SET name TO 'value';` with the value quoted as a string literal.
 void append_set_statement(std::string& sql, std::string_view name, std::string_view value);
 
-// The SQL that makes a server carrying `server_values` and defaults `server_fp` match a
-// client, or nothing when it already does. `reset_first` when the server carries another
-// client's session state (its defaults or a session SET): then RESET ALL and set all.
+// The SQL that makes a server carrying `server_values` match a client, or nothing when it
+// already does. `after_reset` when the server is first reset (RESET ALL, because it
+// carries another client's session state: ServerConn::sync_settings): then the client's
+// startup defaults and every reported value it has are set again.
 std::optional<std::string> settings_sync_sql(const ParamMap& client_values, const ParamList& client_defaults,
                                              uint64_t client_fp, const ParamMap& server_values,
-                                             bool reset_first);
+                                             bool after_reset);
 
 }  // namespace pgsidecar::proxy

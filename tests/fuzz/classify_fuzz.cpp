@@ -9,6 +9,7 @@
 
 #include "sql/classify.h"
 #include "sql/classify_cache.h"
+#include "sql/classify_quick.h"
 
 using pgsidecar::sql::Classification;
 using pgsidecar::sql::ClassificationCache;
@@ -19,6 +20,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string_view sql(reinterpret_cast<const char*>(data), size);
   const Classification direct = classify_sql(sql);
   if (direct.reason.empty()) std::abort();
+  // The session looks for set_config with may_set_session_config() before asking the
+  // classifier: a call it would miss must never be found.
+  if (direct.sets_session_config && !pgsidecar::sql::may_set_session_config(sql)) std::abort();
 
   // Small, so eviction runs often across inputs.
   static ClassificationCache cache(8, 256);

@@ -50,6 +50,14 @@ std::string trimmed(std::string s) {
   return s;
 }
 
+// The parameter values as libpq takes them; valid while `params` lives.
+std::vector<const char*> c_strings(const std::vector<std::string>& params) {
+  std::vector<const char*> out;
+  out.reserve(params.size());
+  for (const auto& p : params) out.push_back(p.c_str());
+  return out;
+}
+
 void append_quoted(std::string& out, std::string_view value) {
   out += '\'';
   for (const char c : value) {
@@ -191,41 +199,57 @@ int Connection::backend_pid() const { return conn_ ? PQbackendPID(conn_.get()) :
 
 QueryResult Connection::exec(std::string_view sql, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  QueryResult r;
-  if (!conn_) {
-    r.sqlstate = kConnectionLostSqlState;
-    r.message = "not connected" + (error_.empty() ? std::string() : ": " + error_);
-    return r;
-  }
+  if (!conn_) return not_connected();
   const std::string text(sql);
-  if (PQsendQuery(conn_.get(), text.c_str()) == 0) {
-    r.sqlstate = kConnectionLostSqlState;
-    r.message = trimmed(PQerrorMessage(conn_.get()));
-    return r;
-  }
+  if (PQsendQuery(conn_.get(), text.c_str()) == 0) return send_failed();
   return collect(deadline);
 }
 
 QueryResult Connection::exec_params(std::string_view sql, const std::vector<std::string>& params,
                                     std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
-  QueryResult r;
-  if (!conn_) {
-    r.sqlstate = kConnectionLostSqlState;
-    r.message = "not connected";
-    return r;
-  }
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p.c_str());
+  if (!conn_) return not_connected();
+  const std::vector<const char*> values = c_strings(params);
   const std::string text(sql);
   if (PQsendQueryParams(conn_.get(), text.c_str(), static_cast<int>(values.size()), nullptr,
-                        values.data(), nullptr, nullptr, 0) == 0) {
-    r.sqlstate = kConnectionLostSqlState;
-    r.message = trimmed(PQerrorMessage(conn_.get()));
-    return r;
-  }
+                        values.data(), nullptr, nullptr, 0) == 0)
+    return send_failed();
   return collect(deadline);
+}
+
+QueryResult Connection::prepare(std::string_view name, std::string_view sql, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  if (!conn_) return not_connected();
+  const std::string n(name);
+  const std::string text(sql);
+  if (PQsendPrepare(conn_.get(), n.c_str(), text.c_str(), 0, nullptr) == 0) return send_failed();
+  return collect(deadline);
+}
+
+QueryResult Connection::exec_prepared(std::string_view name, const std::vector<std::string>& params,
+                                      std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  if (!conn_) return not_connected();
+  const std::vector<const char*> values = c_strings(params);
+  const std::string n(name);
+  if (PQsendQueryPrepared(conn_.get(), n.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr,
+                          0) == 0)
+    return send_failed();
+  return collect(deadline);
+}
+
+QueryResult Connection::not_connected() const {
+  QueryResult r;
+  r.sqlstate = kConnectionLostSqlState;
+  r.message = "not connected" + (error_.empty() ? std::string() : ": " + error_);
+  return r;
+}
+
+QueryResult Connection::send_failed() const {
+  QueryResult r;
+  r.sqlstate = kConnectionLostSqlState;
+  r.message = trimmed(PQerrorMessage(conn_.get()));
+  return r;
 }
 
 QueryResult Connection::collect(Clock::time_point deadline) {

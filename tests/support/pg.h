@@ -76,6 +76,13 @@ class Connection {
   // One statement through the extended protocol ($1, $2 ... parameters, text format).
   QueryResult exec_params(std::string_view sql, const std::vector<std::string>& params,
                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  // A named protocol-level prepared statement (PQsendPrepare: Parse, Sync), and one run of
+  // a statement by name (PQsendQueryPrepared: Bind, Describe, Execute, Sync; "" is the
+  // unnamed statement).
+  QueryResult prepare(std::string_view name, std::string_view sql,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  QueryResult exec_prepared(std::string_view name, const std::vector<std::string>& params,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
   // NoticeResponse messages received so far ("NOTICE:  relation ... already exists").
   const std::vector<std::string>& notices() const;
@@ -90,6 +97,8 @@ class Connection {
     void operator()(PGconn* c) const { PQfinish(c); }
   };
   QueryResult collect(std::chrono::steady_clock::time_point deadline);
+  QueryResult not_connected() const;
+  QueryResult send_failed() const;  // a PQsend* call refused: libpq's message
 
   std::unique_ptr<PGconn, Finish> conn_;
   // On the heap: libpq keeps its address for the notice processor across moves.

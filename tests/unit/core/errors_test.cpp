@@ -72,3 +72,10 @@ TEST_CASE("a client that waited out a database refusing connections gets 53300 s
         "the database refused more connections for database \"app\" (too many connections for role \"app\"), and "
         "none of the pool's 1 server connections became free within 1000 ms (query_wait_timeout)");
 }
+
+TEST_CASE("a statement the client never prepared is refused with PostgreSQL's own code and text") {
+  const ProxyError e = make_error(ProxyErrc::UnknownPreparedStatement, {"s_probe"});
+  CHECK(e.sqlstate == "26000");
+  CHECK_FALSE(e.fatal());
+  CHECK(e.message == "prepared statement \"s_probe\" does not exist");
+}

@@ -11,11 +11,12 @@ using pgsidecar::proxy::ResponseExpectations;
 
 namespace {
 
-// Records the statements reported as dropped, in order.
-struct DroppedParses {
+// Records the statements of skipped messages, in order: "1:name" for a Parse, "3:name"
+// for a Close.
+struct Skipped {
   std::vector<std::string> names;
   auto sink() {
-    return [this](const std::string& name) { names.push_back(name); };
+    return [this](const ResponseExpectations::Entry& e) { names.push_back(std::string(1, e.reply) + ":" + e.statement); };
   }
 };
 
@@ -96,7 +97,7 @@ TEST_CASE("pending_ready counts the ReadyForQuery entries still owed") {
   CHECK(e.pending_ready() == 3);
   e.pop();  // 'Z'
   CHECK(e.pending_ready() == 2);
-  DroppedParses dropped;
+  Skipped dropped;
   e.on_error(dropped.sink());  // drops the '3'
   CHECK(e.pending_ready() == 2);
   CHECK(e.on_ready(dropped.sink()));
@@ -106,19 +107,20 @@ TEST_CASE("pending_ready counts the ReadyForQuery entries still owed") {
   CHECK(e.empty());
 }
 
-TEST_CASE("an error drops Parse and Close entries up to the next ReadyForQuery and names the dropped statements") {
+TEST_CASE("an error drops Parse and Close entries up to the next ReadyForQuery and reports each") {
   ResponseExpectations e;
   e.expect('1', false, "s1");
-  e.expect('1', false);  // the unnamed statement: nothing to report
-  e.expect('3', false, "c1");  // a Close frees a statement: not reported
+  e.expect('1', false);  // the unnamed statement
+  e.expect('3', false, "c1");  // a skipped Close leaves its statement in place
+  e.expect('3', false);  // a portal's Close
   e.expect('1', true, "s2");  // an injected re-Parse is reported too
   e.expect('Z', false);
   e.expect('1', false, "s3");  // after the Sync: the server handles it
   e.expect('Z', false);
 
-  DroppedParses dropped;
+  Skipped dropped;
   e.on_error(dropped.sink());
-  CHECK(dropped.names == std::vector<std::string>{"s1", "s2"});
+  CHECK(dropped.names == std::vector<std::string>{"1:s1", "1:", "3:c1", "3:", "1:s2"});
   REQUIRE(e.front() != nullptr);
   CHECK(e.front()->reply == 'Z');
   CHECK(e.pending_ready() == 2);
@@ -129,7 +131,7 @@ TEST_CASE("an error with a ReadyForQuery at the front drops nothing") {
   ResponseExpectations e;
   e.expect('Z', false);
   e.expect('1', false, "s1");
-  DroppedParses dropped;
+  Skipped dropped;
   e.on_error(dropped.sink());
   CHECK(dropped.names.empty());
   CHECK(drain(e) == "Z1");
@@ -140,9 +142,9 @@ TEST_CASE("an error with no ReadyForQuery expected drops every Parse and Close")
   e.expect('1', false, "a");
   e.expect('3', false);
   e.expect('1', false, "b");
-  DroppedParses dropped;
+  Skipped dropped;
   e.on_error(dropped.sink());
-  CHECK(dropped.names == std::vector<std::string>{"a", "b"});
+  CHECK(dropped.names == std::vector<std::string>{"1:a", "3:", "1:b"});
   CHECK(e.empty());
 }
 
@@ -150,7 +152,7 @@ TEST_CASE("on_ready pops its ReadyForQuery and returns whether it was injected")
   ResponseExpectations e;
   e.expect('Z', true);   // settings sync pgsidecar sent
   e.expect('Z', false);  // the client's query
-  DroppedParses dropped;
+  Skipped dropped;
   CHECK(e.on_ready(dropped.sink()));
   CHECK(e.pending_ready() == 1);
   CHECK_FALSE(e.on_ready(dropped.sink()));
@@ -159,26 +161,26 @@ TEST_CASE("on_ready pops its ReadyForQuery and returns whether it was injected")
   CHECK(dropped.names.empty());
 }
 
-TEST_CASE("on_ready drops the Parse entries the server skipped before its ReadyForQuery") {
+TEST_CASE("on_ready drops the Parse and Close entries the server skipped before its ReadyForQuery") {
   ResponseExpectations e;
   e.expect('1', false, "s1");
   e.expect('3', false);
   e.expect('Z', true);
   e.expect('1', false, "s2");
   e.expect('Z', false);
-  DroppedParses dropped;
+  Skipped dropped;
   CHECK(e.on_ready(dropped.sink()));  // the 'Z' popped is the injected one
-  CHECK(dropped.names == std::vector<std::string>{"s1"});
+  CHECK(dropped.names == std::vector<std::string>{"1:s1", "3:"});
   CHECK(drain(e) == "1Z");
 }
 
 TEST_CASE("on_ready with no ReadyForQuery expected returns false and empties the queue") {
   ResponseExpectations e;
-  DroppedParses dropped;
+  Skipped dropped;
   CHECK_FALSE(e.on_ready(dropped.sink()));
   e.expect('1', false, "s1");
   CHECK_FALSE(e.on_ready(dropped.sink()));
-  CHECK(dropped.names == std::vector<std::string>{"s1"});
+  CHECK(dropped.names == std::vector<std::string>{"1:s1"});
   CHECK(e.empty());
   CHECK(e.pending_ready() == 0);
 }
@@ -211,7 +213,7 @@ TEST_CASE("clear forgets every entry") {
   CHECK(e.empty());
   CHECK(e.front() == nullptr);
   CHECK_FALSE(e.swallowing());
-  DroppedParses dropped;
+  Skipped dropped;
   e.on_error(dropped.sink());
   CHECK(dropped.names.empty());  // s1 is gone, not reported later
   // Usable again afterwards.

@@ -1,5 +1,6 @@
 // A client's named statements (ClientStatements), what a server has prepared
-// (ServerStatements), statement fingerprints, and the name a DEALLOCATE query frees.
+// (ServerStatements: by text and types, not by fingerprint alone), statement
+// fingerprints, and the name a DEALLOCATE query frees.
 #include <doctest/doctest.h>
 
 #include <cstddef>
@@ -40,7 +41,7 @@ ClientStatements::AddResult add(ClientStatements& s, std::string_view name, std:
 std::vector<int32_t> param_types(const ClientStatements& s, std::string_view name) {
   const PreparedStatement* p = s.find(name);
   REQUIRE(p != nullptr);
-  return p->param_types;
+  return p->statement->param_types;
 }
 
 }  // namespace
@@ -64,9 +65,9 @@ TEST_CASE("ClientStatements keeps a Parse's text, parameter types and fingerprin
   CHECK(s.size() == 1);
   const PreparedStatement* p = s.find("s1");
   REQUIRE(p != nullptr);
-  CHECK(p->query == "SELECT $1::int4, $2");
-  CHECK(p->param_types == std::vector<int32_t>{kInt4, kText});
-  CHECK(p->fingerprint == statement_fingerprint("SELECT $1::int4, $2", raw));
+  CHECK(p->statement->query == "SELECT $1::int4, $2");
+  CHECK(p->statement->param_types == std::vector<int32_t>{kInt4, kText});
+  CHECK(p->statement->fingerprint == statement_fingerprint("SELECT $1::int4, $2", raw));
   // Names are exact: the protocol does not fold them.
   CHECK(s.find("S1") == nullptr);
   CHECK(s.find("s") == nullptr);
@@ -100,9 +101,9 @@ TEST_CASE("a Parse under a known name replaces the statement") {
   CHECK(add(s, "s1", "SELECT $1", raw) == ClientStatements::AddResult::Replaced);
   CHECK(s.size() == 1);
   REQUIRE(s.find("s1") != nullptr);
-  CHECK(s.find("s1")->query == "SELECT $1");
+  CHECK(s.find("s1")->statement->query == "SELECT $1");
   CHECK(param_types(s, "s1") == std::vector<int32_t>{kInt8});
-  CHECK(s.find("s1")->fingerprint == statement_fingerprint("SELECT $1", raw));
+  CHECK(s.find("s1")->statement->fingerprint == statement_fingerprint("SELECT $1", raw));
 }
 
 TEST_CASE("ClientStatements refuses a new name at its limit but still replaces a known one") {
@@ -114,7 +115,7 @@ TEST_CASE("ClientStatements refuses a new name at its limit but still replaces a
   CHECK(s.find("c") == nullptr);
   CHECK(add(s, "b", "SELECT 22") == ClientStatements::AddResult::Replaced);
   REQUIRE(s.find("b") != nullptr);
-  CHECK(s.find("b")->query == "SELECT 22");
+  CHECK(s.find("b")->statement->query == "SELECT 22");
 
   // Erasing one makes room for one.
   s.erase("a");
@@ -141,26 +142,63 @@ TEST_CASE("a ClientStatements limit of 0 refuses every statement") {
 
 // ---- ServerStatements ----------------------------------------------------------------
 
-TEST_CASE("ServerStatements maps a name to the fingerprint prepared under it, 0 when none") {
+TEST_CASE("ServerStatements maps a name to the statement prepared under it, nullptr when none") {
   ServerStatements s;
-  CHECK(s.find("s1") == 0);
+  CHECK(s.find("s1") == nullptr);
   CHECK(s.size() == 0);
-  s.set("s1", 111);
-  s.set("s2", 222);
-  CHECK(s.find("s1") == 111);
-  CHECK(s.find("s2") == 222);
-  CHECK(s.find("S1") == 0);
+  const StatementRef one = make_statement("SELECT 1", {}, 0);
+  const StatementRef two = make_statement("SELECT 2", {}, 0);
+  s.set("s1", one);
+  s.set("s2", two);
+  CHECK(s.find("s1") == one.get());
+  CHECK(s.holds("s1", *one));
+  CHECK(s.holds("s2", *two));
+  CHECK_FALSE(s.holds("s1", *two));
+  CHECK(s.find("S1") == nullptr);
   CHECK(s.size() == 2);
-  s.set("s1", 333);  // prepared again with other text
-  CHECK(s.find("s1") == 333);
+  s.set("s1", two);  // prepared again with other text
+  CHECK(s.holds("s1", *two));
   CHECK(s.size() == 2);
   s.erase("s1");
   s.erase("unknown");
-  CHECK(s.find("s1") == 0);
+  CHECK(s.find("s1") == nullptr);
+  CHECK_FALSE(s.holds("s1", *two));
   CHECK(s.size() == 1);
   s.clear();
-  CHECK(s.find("s2") == 0);
+  CHECK(s.find("s2") == nullptr);
   CHECK(s.size() == 0);
+}
+
+TEST_CASE("a server holds a client's statement only with the same text and parameter types") {
+  ServerStatements s;
+  s.set("s", make_statement("SELECT $1", oids({kInt4}), 1));
+  // Another Parse of the same statement (another client's copy) matches.
+  CHECK(s.holds("s", *make_statement("SELECT $1", oids({kInt4}), 1)));
+  CHECK_FALSE(s.holds("s", *make_statement("SELECT $1", oids({kInt8}), 1)));
+  CHECK_FALSE(s.holds("s", *make_statement("SELECT $1 ", oids({kInt4}), 1)));
+}
+
+TEST_CASE("equal fingerprints are not enough: the text and types decide") {
+  ServerStatements s;
+  const StatementRef theirs = make_statement("SELECT 'A secret'", {}, 0);
+  s.set("s", theirs);
+  // A statement whose fingerprint collides with theirs (made by hand: a 64-bit collision).
+  StatementText mine = *make_statement("SELECT 'B row'", {}, 0);
+  mine.fingerprint = theirs->fingerprint;
+  CHECK_FALSE(s.holds("s", mine));
+  StatementText typed = *theirs;
+  typed.param_types = {kInt4};
+  CHECK_FALSE(s.holds("s", typed));
+  CHECK(s.holds("s", StatementText(*theirs)));
+}
+
+TEST_CASE("make_statement decodes the parameter types the count and the bytes both cover") {
+  const std::vector<std::byte> raw = oids({kInt4, kText});
+  CHECK(make_statement("q", raw, 2)->param_types == std::vector<int32_t>{kInt4, kText});
+  CHECK(make_statement("q", raw, 1)->param_types == std::vector<int32_t>{kInt4});
+  CHECK(make_statement("q", std::span(raw).first(6), 2)->param_types == std::vector<int32_t>{kInt4});
+  CHECK(make_statement("q", raw, -1)->param_types.empty());
+  CHECK(make_statement("q", raw, 2)->fingerprint == statement_fingerprint("q", raw));
 }
 
 // ---- statement_fingerprint -----------------------------------------------------------
@@ -182,11 +220,9 @@ TEST_CASE("other types or other text give another fingerprint") {
   CHECK(statement_fingerprint("SELECT $1 ", oids({kInt4})) != base);
 }
 
-TEST_CASE("the fingerprint keeps text and types apart and is never 0") {
+TEST_CASE("the fingerprint keeps text and types apart") {
   const std::vector<std::byte> b = {std::byte{'b'}};
   CHECK(statement_fingerprint("ab", {}) != statement_fingerprint("a", b));
-  CHECK(statement_fingerprint("", {}) != 0);
-  CHECK(statement_fingerprint("SELECT 1", {}) != 0);
 }
 
 // ---- deallocate_target ---------------------------------------------------------------

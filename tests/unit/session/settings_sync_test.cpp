@@ -123,7 +123,7 @@ TEST_CASE("settings_sync_sql leaves settings alone that PostgreSQL does not repo
   CHECK_FALSE(is_tracked_parameter("search_path"));
 }
 
-TEST_CASE("reset_first gives RESET ALL, then the client's defaults, then every reported value") {
+TEST_CASE("after_reset gives the client's defaults, then every reported value") {
   const ParamMap client = params({{"client_encoding", "UTF8"}, {"TimeZone", "UTC"}, {"search_path", "app"}});
   const ParamList defaults = {{"statement_timeout", "5s"}, {"search_path", "\"$user\", public"}};
   // The server already has both reported values: after RESET ALL they are set again anyway.
@@ -131,17 +131,14 @@ TEST_CASE("reset_first gives RESET ALL, then the client's defaults, then every r
   const auto sql = settings_sync_sql(client, defaults, defaults_fingerprint(defaults), server, true);
   REQUIRE(sql.has_value());
   CHECK(*sql ==
-        "RESET ALL;"
         "SET \"statement_timeout\" TO '5s';"
         "SET \"search_path\" TO '\"$user\", public';"
         "SET \"client_encoding\" TO 'UTF8';"
         "SET \"TimeZone\" TO 'UTC';");
 }
 
-TEST_CASE("reset_first resets even a client with no settings at all") {
-  const auto sql = settings_sync_sql(ParamMap{}, {}, kNoDefaults, login_values(), true);
-  REQUIRE(sql.has_value());
-  CHECK(*sql == "RESET ALL;");
+TEST_CASE("after_reset a client with no settings at all has nothing to set (the reset is the server's)") {
+  CHECK_FALSE(settings_sync_sql(ParamMap{}, {}, kNoDefaults, login_values(), true).has_value());
 }
 
 TEST_CASE("client defaults are applied when the server carries another client's fingerprint") {
@@ -150,16 +147,16 @@ TEST_CASE("client defaults are applied when the server carries another client's 
   const ParamMap client = login_values();
   const ParamMap server = login_values();
 
-  // A server last used by a client with other defaults (the caller's other_session_state).
+  // A server last used by a client with other defaults (ServerConn::leftovers_for).
   const ParamList other_defaults = {{"statement_timeout", "30s"}};
   REQUIRE(defaults_fingerprint(other_defaults) != client_fp);
   const auto sql = settings_sync_sql(client, defaults, client_fp, server, true);
   REQUIRE(sql.has_value());
-  CHECK(sql->starts_with("RESET ALL;SET \"statement_timeout\" TO '5s';SET \"lock_timeout\" TO '1s';"));
+  CHECK(sql->starts_with("SET \"statement_timeout\" TO '5s';SET \"lock_timeout\" TO '1s';"));
 
   // A server that already carries this client's defaults: nothing to repeat.
   CHECK_FALSE(settings_sync_sql(client, defaults, client_fp, server, false).has_value());
-  // The fingerprint argument does not change the SQL: reset_first alone decides.
+  // The fingerprint argument does not change the SQL: after_reset alone decides.
   CHECK(settings_sync_sql(client, defaults, client_fp + 1, server, true) == sql);
   CHECK_FALSE(settings_sync_sql(client, defaults, client_fp + 1, server, false).has_value());
 }

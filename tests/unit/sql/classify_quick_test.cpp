@@ -45,3 +45,16 @@ TEST_CASE("a quick verdict never disagrees with the parser") {
     CHECK((quick == QuickVerdict::Read) == (full.kind == pgsidecar::sql::StatementKind::Read));
   }
 }
+
+TEST_CASE("only text that names set_config, or could spell it, may set a session setting") {
+  using pgsidecar::sql::may_set_session_config;
+  CHECK(may_set_session_config("SELECT set_config('a.b', 'c', false)"));
+  CHECK(may_set_session_config("select PG_CATALOG.SET_CONFIG('a.b', 'c', false)"));
+  CHECK(may_set_session_config("SELECT \"set_config\"('a.b', 'c', false)"));
+  CHECK(may_set_session_config("SELECT U&\"\\0073et_config\"('a.b', 'c', false)"));
+  CHECK(may_set_session_config("select u&\"x\"()"));
+  CHECK_FALSE(may_set_session_config("SELECT current_setting('statement_timeout')"));
+  CHECK_FALSE(may_set_session_config("SELECT config FROM settings WHERE name = $1"));
+  CHECK_FALSE(may_set_session_config("SELECT set_confi"));
+  CHECK_FALSE(may_set_session_config(""));
+}

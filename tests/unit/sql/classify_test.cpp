@@ -470,3 +470,44 @@ TEST_CASE("classify_sql can run on several threads at once") {
   CHECK(ok_a);
   CHECK(ok_b);
 }
+
+TEST_CASE("a set_config() that outlives the transaction is found in any statement") {
+  for (std::string_view sql : {
+           "SELECT set_config('statement_timeout', '4321', false)",
+           "SELECT 1 AS one, pg_catalog.SET_CONFIG('statement_timeout', '4321', FALSE)",
+           "select set_config('search_path', $1, $2)",  // is_local only known when it runs
+           "select set_config('a.b', 'c', 'off')",
+           "select set_config(new_value => 'c', is_local => false, setting_name => 'a.b')",
+           "select set_config(setting_name => 'a.b', new_value => 'c', is_local => 'no')",
+           "SELECT * FROM t WHERE x = (SELECT set_config('a.b', 'c', false))",
+           "WITH s AS (SELECT set_config('a.b', 'c', false)) SELECT * FROM s",
+           "INSERT INTO t VALUES (set_config('a.b', 'c', false))",
+           "UPDATE t SET a = set_config('a.b', 'c', false)",
+           "CALL p(set_config('a.b', 'c', false))",
+           "SELECT 1; SELECT set_config('a.b', 'c', false)",
+           "SELECT U&\"\\0073et_config\"('a.b', 'c', false)",
+           "SELECT myschema.set_config('a.b', 'c', false)",  // user code that may do the same
+           "DO $$ BEGIN PERFORM set_config('a.b', 'c', false); END $$",
+       }) {
+    CAPTURE(sql);
+    const Classification got = classify_sql(sql);
+    CHECK(got.sets_session_config);
+    CHECK(got.kind == W);
+  }
+}
+
+TEST_CASE("a transaction-local set_config() and other text do not set a session setting") {
+  for (std::string_view sql : {
+           "SELECT set_config('statement_timeout', '4321', true)",
+           "select set_config('a.b', 'c', 'on')",
+           "select set_config(is_local => true, setting_name => 'a.b', new_value => 'c')",
+           "SELECT 'set_config(''a'', ''b'', false)'",
+           "SELECT current_setting('set_config')",
+           "SELECT 1",
+           "SET statement_timeout = 5",  // seen in its command tag instead
+           "DO $$ BEGIN PERFORM 1; END $$",
+       }) {
+    CAPTURE(sql);
+    CHECK_FALSE(classify_sql(sql).sets_session_config);
+  }
+}
