@@ -59,7 +59,9 @@ std::string entry_tag(std::string_view database) {
   if (plain_tag(database)) return std::string(database);
   uint32_t h = 2166136261u;  // FNV-1a
   for (const char c : database) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
-  return "~" + hex(h, 8);
+  std::string tag(1, '~');
+  tag.append(hex(h, 8));
+  return tag;
 }
 
 }  // namespace
@@ -71,7 +73,10 @@ std::string new_instance_id() {
 }
 
 std::string fleet_prefix(std::string_view database) {
-  return std::string(kProbePrefix) + entry_tag(database) + ":";
+  std::string prefix(kProbePrefix);
+  prefix.append(entry_tag(database));
+  prefix.push_back(':');
+  return prefix;
 }
 
 std::string probe_identity(std::string_view database, std::string_view instance) {
