@@ -167,7 +167,8 @@ void Worker::check_client_timeouts(std::chrono::steady_clock::time_point now) {
 // `out` is this worker's own, empty; the caller merges the workers' parts.
 void Worker::collect(RuntimeStats& out, bool rows) {
   const auto now = loop_.now();
-  for (auto& [key, pool] : pools_) {
+  for (auto& [pool_key, pool] : pools_) {
+    const PoolKey& key = pool_key;  // a lambda below uses it; structured bindings cannot be captured before C++20
     PoolStats& p = out.pools[PoolName{key.database, key.user}];
     p.pool_size = std::max(p.pool_size, pool->limits().size());
     p.add_metrics(pool->metrics(), now);
