@@ -30,17 +30,21 @@ void Loop::defer(DeferredFn fn, void* context, uint64_t argument) {
   uv_idle_start(&idle_, &Loop::on_idle);
 }
 
-void Loop::on_check(uv_check_t* h) {
-  auto* self = static_cast<Loop*>(h->data);
+void Loop::on_check(uv_check_t* h) { static_cast<Loop*>(h->data)->run_deferred(); }
+
+void Loop::run_deferred() {
+  if (running_ || !armed_) return;
+  running_ = true;
   // Work deferred by deferred work runs in this same pass, after what was already queued.
-  while (!self->deferred_.empty()) {
-    const Deferred d = self->deferred_.front();
-    self->deferred_.pop_front();
+  while (!deferred_.empty()) {
+    const Deferred d = deferred_.front();
+    deferred_.pop_front();
     d.fn(d.context, d.argument);
   }
-  self->armed_ = false;
-  uv_check_stop(&self->check_);
-  uv_idle_stop(&self->idle_);
+  running_ = false;
+  armed_ = false;
+  uv_check_stop(&check_);
+  uv_idle_stop(&idle_);
 }
 
 void Loop::close() {

@@ -197,22 +197,28 @@ void ServerConn::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   *buf = self->input_.free_space();
 }
 
-void ServerConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
+void ServerConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* self = static_cast<ServerConn*>(s->data);
+  io::Loop& loop = self->loop_;  // *self may be gone when read() returns
+  self->read(nread, buf);
+  loop.run_deferred();
+}
+
+void ServerConn::read(ssize_t nread, const uv_buf_t*) {
   if (nread == UV_ENOBUFS || nread == 0) return;
   if (nread < 0) {
-    if (self->logging_in()) {
-      self->fail_login(make_error(ProxyErrc::ServerClosedDuringLogin));
+    if (logging_in()) {
+      fail_login(make_error(ProxyErrc::ServerClosedDuringLogin));
       return;
     }
     // Passive health detection: a lost server connection triggers an immediate probe.
-    self->pool_.suspect_server();
-    self->close(ServerCloseReason::ServerGone,
+    pool_.suspect_server();
+    close(ServerCloseReason::ServerGone,
                 nread == UV_EOF ? "server closed the connection" : uv_strerror(static_cast<int>(nread)));
     return;
   }
-  self->input_.commit(static_cast<std::size_t>(nread));
-  self->process_input();
+  input_.commit(static_cast<std::size_t>(nread));
+  process_input();
 }
 
 void ServerConn::resume_reading() {
@@ -372,13 +378,15 @@ bool ServerConn::flush_forward() {
 
 void ServerConn::on_forward_written(uv_write_t* req, int) {
   auto* self = static_cast<ServerConn*>(req->data);
+  io::Loop& loop = self->loop_;
   self->forward_.complete();
   self->input_.compact();
   if (self->closing()) {
     self->maybe_free();
-    return;
+  } else {
+    self->process_input();
   }
-  self->process_input();
+  loop.run_deferred();
 }
 
 bool ServerConn::process_forwarding() {

@@ -142,6 +142,7 @@ class ServerConn {
   static void on_connect_timeout(uv_timer_t* t);
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  void read(ssize_t nread, const uv_buf_t* buf);
   static void on_forward_written(uv_write_t* req, int status);
   static void on_last_handle_closed(void* self);
 

@@ -166,20 +166,26 @@ void ClientSession::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 
 void ClientSession::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   auto* self = static_cast<ClientSession*>(s->data);
+  io::Loop& loop = self->host_.loop();  // *self may be gone when read() returns
+  self->read(nread, buf);
+  loop.run_deferred();
+}
+
+void ClientSession::read(ssize_t nread, const uv_buf_t* buf) {
   if (nread == UV_ENOBUFS || nread == 0) return;
   if (nread < 0) {
-    self->close(nread == UV_EOF ? "client disconnected" : uv_strerror(static_cast<int>(nread)));
+    close(nread == UV_EOF ? "client disconnected" : uv_strerror(static_cast<int>(nread)));
     return;
   }
-  if (self->input_.holds_memory()) {
-    self->input_.commit(static_cast<std::size_t>(nread));
+  if (input_.holds_memory()) {
+    input_.commit(static_cast<std::size_t>(nread));
   } else {
     // Worked on in place; finish_pass() keeps what is left before returning.
-    self->input_.borrow({reinterpret_cast<std::byte*>(buf->base), BufferPool::kChunkSize},
+    input_.borrow({reinterpret_cast<std::byte*>(buf->base), BufferPool::kChunkSize},
                         static_cast<std::size_t>(nread));
   }
-  self->last_activity_ = self->host_.loop().now();
-  self->process_input();
+  last_activity_ = host_.loop().now();
+  process_input();
 }
 
 void ClientSession::resume() {
@@ -633,13 +639,15 @@ bool ClientSession::flush_forward() {
 
 void ClientSession::on_forward_written(uv_write_t* req, int) {
   auto* self = static_cast<ClientSession*>(req->data);
+  io::Loop& loop = self->host_.loop();
   self->forward_->complete();
   if (self->closed()) {
     self->maybe_free();
-    return;
+  } else {
+    self->input_.compact();
+    self->process_input();
   }
-  self->input_.compact();
-  self->process_input();
+  loop.run_deferred();
 }
 
 // ---- server lease --------------------------------------------------------------------
