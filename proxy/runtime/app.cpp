@@ -61,6 +61,8 @@ int App::run() {
     w->start();
   }
   monitor_->start();
+  // The workers accept from here on, so /readyz may say so as soon as it answers.
+  listening_ = true;
   std::string http_error;
   if (!start_http(http_error)) {
     log_error("http_failed").kv("error", http_error);
@@ -69,7 +71,6 @@ int App::run() {
     monitor_->stop();
     return 1;
   }
-  listening_ = true;
   log_info("listening")
       .kv("address", config_->listen.address)
       .kv("port", config_->listen.port)

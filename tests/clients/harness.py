@@ -188,6 +188,9 @@ class Proxy:
         self.workers = workers
         self.extra_toml = extra_toml
         self.ready_timeout = ready_timeout
+        # Further ports (such as [http]) that must accept before the proxy counts as up:
+        # the client port is bound first, the HTTP server a moment later.
+        self.ready_ports = []
         self.binary = _require_env("PGSIDECAR_BINARY")
         self.cluster = cluster()
         self.port = None
@@ -271,7 +274,7 @@ class Proxy:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     break
-                if _connects(self.port):
+                if _connects(self.port) and all(_connects(p) for p in self.ready_ports):
                     _live_proxies.add(self)
                     log(f"pgsidecar pid {self.process.pid} listening on 127.0.0.1:{self.port} "
                         f"(mode={self.mode}, size={self.pool_size}, workers={self.workers})")

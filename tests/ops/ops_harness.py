@@ -27,6 +27,7 @@ def ops_proxy(mode="transaction", pool_size=10, http_port=None, listen_extra="")
                           extra_toml="\n".join(["", "[http]", 'address = "127.0.0.1"', f"port = {http_port}",
                                                 "", "[admin]", f'users = ["{c.user}"]', ""]))
     proxy.http_port = http_port
+    proxy.ready_ports.append(http_port)
     if listen_extra:
         base = proxy.config_text
 
