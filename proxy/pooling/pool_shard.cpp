@@ -172,6 +172,10 @@ void PoolShard::shed(ServerConn& server) {
 
 void PoolShard::release(ServerConn& server, ReleaseKind kind) {
   if (server.closing()) return;
+  if (server.cancel_in_flight()) {  // no other client until the server has taken it
+    server.hold_release(kind);
+    return;
+  }
   switch (kind) {
     case ReleaseKind::Close:
       server.close(ServerCloseReason::Unclean);
@@ -261,6 +265,11 @@ void PoolShard::on_login_ended(bool logged_in) {
 }
 
 void PoolShard::on_working_closed() { limits_->working_closed(); }
+
+ServerConn* PoolShard::find_server(ServerId id) {
+  auto it = servers_.find(id);
+  return it == servers_.end() ? nullptr : it->second.conn.get();
+}
 
 void PoolShard::on_server_closed(ServerConn& server) {
   remove_idle(server);

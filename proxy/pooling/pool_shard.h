@@ -19,6 +19,7 @@
 #include "proxy/io/ring_queue.h"
 #include "proxy/pooling/pool_limits.h"
 #include "proxy/pooling/pool_metrics.h"
+#include "proxy/pooling/release_kind.h"
 #include "proxy/pooling/runtime_services.h"
 #include "proxy/pooling/server_address.h"
 #include "proxy/pooling/server_lessee.h"
@@ -26,12 +27,6 @@
 namespace pgsidecar::proxy {
 
 class ServerConn;
-
-enum class ReleaseKind {
-  Reusable,  // at ReadyForQuery 'I' with nothing outstanding: straight back to idle
-  Reset,     // session mode: DISCARD ALL first
-  Close,     // state unknown (client left mid-transaction, error): close it
-};
 
 // The answer to a session asking for a server.
 struct Acquired {
@@ -70,6 +65,7 @@ class PoolShard {
   Acquired acquire(ServerLessee& session);
   void cancel_wait(SessionId id);
   void release(ServerConn& server, ReleaseKind kind);
+  ServerConn* find_server(ServerId id);  // nullptr once it has been freed
 
   // From ServerConn.
   void on_server_ready(ServerConn& server);  // logged in, or reset done: serve a waiter or idle

@@ -15,11 +15,14 @@ namespace {
 // makes sure of it.
 constexpr std::string_view kResetSettings = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL;";
 constexpr std::string_view kResetSqlStatements = "DEALLOCATE ALL;";
-constexpr std::string_view kResetBoth = "RESET SESSION AUTHORIZATION;RESET ROLE;RESET ALL;DEALLOCATE ALL;";
+constexpr std::string_view kResetListens = "UNLISTEN *;";
 
-std::string_view reset_sql(SessionLeftovers leftovers) {
-  if (leftovers.settings && leftovers.sql_statements) return kResetBoth;
-  return leftovers.settings ? kResetSettings : kResetSqlStatements;
+std::string reset_sql(SessionLeftovers leftovers) {
+  std::string sql;
+  if (leftovers.settings) sql += kResetSettings;
+  if (leftovers.sql_statements) sql += kResetSqlStatements;
+  if (leftovers.listens) sql += kResetListens;
+  return sql;
 }
 
 }  // namespace
@@ -105,6 +108,7 @@ void ServerConn::sync_settings(SessionLeftovers leftovers, std::string_view sett
     if (leftovers.sql_statements) statements_.clear();
     if (leftovers.settings) carried_.settings = false;
     if (leftovers.sql_statements) carried_.sql_statements = false;
+    if (leftovers.listens) carried_.listens = false;
     if (!carried_.any()) carried_owner_ = kNoSession;
   }
   if (!settings_sql.empty()) inject_query(settings_sql, to_server);
@@ -123,15 +127,22 @@ void ServerConn::note_command_complete(std::span<const std::byte> body) {
     if (command == "DISCARD ALL") {
       defaults_fp_ = 0;
       carried_.settings = false;
+      carried_.listens = false;
     }
     session_->on_statements_reset();
   } else if (command == "SET" || command == "RESET") {
     carry(&SessionLeftovers::settings);  // SET ROLE and SET SESSION AUTHORIZATION too
+  } else if (command == "LISTEN") {
+    carry(&SessionLeftovers::listens);
   } else if (command == "PREPARE" || command == "DEALLOCATE") {
     // An SQL statement only this client may run; or a DEALLOCATE of a name the books
     // may have missed (deallocate_target reads only the plain forms).
     carry(&SessionLeftovers::sql_statements);
   }
+}
+
+bool ServerConn::notification_for_lessee() const {
+  return carried_.listens && carried_owner_ == session_->lessee_id();
 }
 
 }  // namespace pgsidecar::proxy

@@ -42,6 +42,7 @@ bool inspected(char t) {
     case tag(BackendTag::CommandComplete):
     case tag(BackendTag::CopyInResponse):
     case tag(BackendTag::CopyBothResponse):
+    case tag(BackendTag::NotificationResponse):
       return true;
     default:
       return false;
@@ -188,7 +189,8 @@ void ServerConn::close(ServerCloseReason why, std::string_view detail) {
 void ServerConn::on_last_handle_closed(void* self) { static_cast<ServerConn*>(self)->maybe_free(); }
 
 void ServerConn::maybe_free() {
-  if (!closing() || handles_.open() > 0 || own_writes_ > 0 || forward_.in_flight()) return;
+  // A cancel in flight still finds this connection when it is done (cancel_done).
+  if (!closing() || handles_.open() > 0 || own_writes_ > 0 || forward_.in_flight() || cancel_in_flight_) return;
   pool_.on_server_closed(*this);  // deletes *this
 }
 
@@ -342,6 +344,19 @@ void ServerConn::activate(ServerLessee& session) {
 
 void ServerConn::detach() { session_ = nullptr; }
 
+void ServerConn::cancel_done() {
+  cancel_in_flight_ = false;
+  if (closing()) {
+    maybe_free();
+    return;
+  }
+  if (held_release_) {
+    const ReleaseKind kind = *held_release_;
+    held_release_.reset();
+    pool_.release(*this, kind);
+  }
+}
+
 void ServerConn::set_param(std::string_view name, std::string_view value) {
   if (params_.set(name, value)) ++params_version_;
 }
@@ -398,11 +413,13 @@ bool ServerConn::process_forwarding() {
   return !closing();
 }
 
-// An idle server speaks only to say it is going away, or with a late notice or setting.
+// An idle server speaks only to say it is going away, or with a late notice, setting or
+// notification (of a channel a former client listened to: nobody's now, dropped).
 // Sets `stop` when the pass must wait for more input; false when it closed us.
 bool ServerConn::handle_idle_message(const protocol::FrameHeader& h, std::span<const std::byte> in, bool& stop) {
   const uint32_t max = pool_.config().limits.max_message_size;
-  if (h.tag != tag(BackendTag::ParameterStatus) && h.tag != tag(BackendTag::NoticeResponse)) {
+  if (h.tag != tag(BackendTag::ParameterStatus) && h.tag != tag(BackendTag::NoticeResponse) &&
+      h.tag != tag(BackendTag::NotificationResponse)) {
     close(h.tag == tag(BackendTag::ErrorResponse) ? ServerCloseReason::ServerGone : ServerCloseReason::ProtocolError,
           h.tag == tag(BackendTag::ErrorResponse) ? "server sent an error while idle"
                                                   : "unexpected message from idle server");
@@ -478,6 +495,14 @@ bool ServerConn::handle_inspected(char t, std::span<const std::byte> body, bool&
     case tag(BackendTag::CopyInResponse):
     case tag(BackendTag::CopyBothResponse):
       if (forward) session_->on_copy_in(true);
+      break;
+    case tag(BackendTag::NotificationResponse):
+      // Asynchronous: it may come between another client's requests, before the reset
+      // that ends the LISTEN has run.
+      if (forward && !notification_for_lessee()) {
+        forward = false;
+        log_debug("notification_dropped").kv("worker", loop_.id()).kv("server", static_cast<long long>(id_));
+      }
       break;
     default:
       break;
@@ -557,7 +582,7 @@ bool ServerConn::forward_pass() {
     if (!handle_inspected(h.tag, in.subspan(5, h.body_size()), forward, boundary)) return false;
     if (forward) {
       if (forward_.empty()) forward_dest_ = session_->client_stream();
-      note_response_started();
+      if (h.tag != tag(BackendTag::NotificationResponse)) note_response_started();
       pool_.metrics().bytes_sent += h.total_size();
       forward_.add_input(input_.read_pos(), h.total_size());
     }

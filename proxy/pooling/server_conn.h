@@ -30,6 +30,7 @@
 #include "proxy/io/uv_handle.h"
 #include "proxy/pooling/parameters.h"
 #include "proxy/pooling/pool_metrics.h"
+#include "proxy/pooling/release_kind.h"
 #include "proxy/pooling/response_expectations.h"
 #include "proxy/pooling/server_login.h"
 #include "proxy/pooling/server_lessee.h"
@@ -48,7 +49,9 @@ struct SessionLeftovers {
   bool settings = false;
   // Statements made by SQL PREPARE (or a DEALLOCATE the books may not follow): DEALLOCATE ALL.
   bool sql_statements = false;
-  bool any() const { return settings || sql_statements; }
+  // LISTEN: UNLISTEN *. Until then the channel's notifications reach only the listener.
+  bool listens = false;
+  bool any() const { return settings || sql_statements || listens; }
 };
 
 enum class ServerState {
@@ -91,6 +94,15 @@ class ServerConn {
   void activate(ServerLessee& session);  // lease to a session
   void detach();                         // the session let go (the pool decides what next)
   void start_reset();  // session mode: injected DISCARD ALL, swallowed; then on_server_ready
+
+  // A CancelRequest aimed at this connection's current lease, sent and not yet taken by
+  // the server (which closes the cancel connection once it has signalled the backend).
+  // Until then the connection goes to no other client, whose query the signal could
+  // interrupt: a release meanwhile is held and done by cancel_done().
+  bool cancel_in_flight() const { return cancel_in_flight_; }
+  void cancel_sent() { cancel_in_flight_ = true; }
+  void cancel_done();
+  void hold_release(ReleaseKind kind) { held_release_ = kind; }
 
   // Session side: what the leasing session sends, so the books stay right. Messages the
   // connection injects go into `to_server`, the session's batch, ahead of its own bytes.
@@ -166,6 +178,8 @@ class ServerConn {
   void inject_query(std::string_view sql, OutboundBatch& to_server);
   void inject_close(std::string_view name, OutboundBatch& to_server);
   void note_skipped(const ResponseExpectations::Entry& skipped);
+  // A NotificationResponse goes to the leasing client only if that client listened here.
+  bool notification_for_lessee() const;
   void set_param(std::string_view name, std::string_view value);
   void maybe_free();
 
@@ -179,6 +193,8 @@ class ServerConn {
   uv_connect_t connect_req_{};
   int own_writes_ = 0;
   bool reading_ = false;
+  bool cancel_in_flight_ = false;
+  std::optional<ReleaseKind> held_release_;
 
   InputBuffer input_;
   OutboundBatch forward_;           // to the leasing session's client

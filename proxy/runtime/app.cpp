@@ -402,13 +402,24 @@ void App::route_cancel(int32_t virtual_pid, int32_t secret, std::function<void()
   w->post([w, virtual_pid, secret, done = std::move(done)]() mutable {
     ClientSession* s = w->find_session_by_pid(virtual_pid);
     ServerConn* server = s != nullptr && s->virtual_secret() == secret ? s->server() : nullptr;
-    if (server == nullptr) {  // unknown key, or nothing running
+    // Bound to the lease it was aimed at: with none (unknown key, or the client holds no
+    // server) there is nothing of this client's to cancel. One at a time per client.
+    const char* dropped = server == nullptr               ? "no request of this client is running"
+                          : server->cancel_in_flight() ? "a cancel for this client is already on its way"
+                                                        : nullptr;
+    if (dropped != nullptr) {
+      log_info("cancel_dropped").kv("worker", w->id()).kv("reason", dropped);
       done();
       return;
     }
     log_info("cancel_forwarded").kv("worker", w->id()).kv("session", static_cast<long long>(s->id()));
-    send_cancel_request(w->loop(), server->pool().address(), server->backend_pid(), server->backend_secret(),
-                        std::move(done));
+    server->cancel_sent();
+    PoolShard* pool = &server->pool();
+    send_cancel_request(w->loop(), pool->address(), server->backend_pid(), server->backend_secret(),
+                        [pool, id = server->id(), done = std::move(done)] {
+                          if (ServerConn* target = pool->find_server(id)) target->cancel_done();
+                          done();
+                        });
   });
 }
 

@@ -5,18 +5,24 @@
 // server, so both clients use the same server connection; each checks that they did (the
 // same backend pid).
 //
-// Also: the BackendKeyData of successive logins is random, not a counter.
+// Also: the BackendKeyData of successive logins is random, not a counter; a notification
+// reaches only the client that listened; a cancel reaches only the lease it was aimed at.
 
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <future>
+#include <iterator>
 #include <set>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "tests/integration/proxy_fixture.h"
+#include "tests/support/fault_relay.h"
 
 namespace {
 
@@ -35,6 +41,12 @@ struct SharedServerProxy {
   Cluster& cluster = Cluster::shared();
   ProxyProcess proxy;
   explicit SharedServerProxy(ProxyConfig config = one_shared_server()) { start_proxy(proxy, cluster, config); }
+  // The same, its server connection through `relay` (in front of the primary).
+  explicit SharedServerProxy(const FaultRelay& relay) {
+    ProxyConfig config = one_shared_server();
+    config.primary_port = relay.port();
+    start_proxy(proxy, cluster, config);
+  }
   // A client; `extra` is more conninfo ("options='-c role=x'").
   Connection connect(const std::string& extra = "") { return connect_ok(app_conninfo(proxy, cluster) + " " + extra); }
 };
@@ -341,4 +353,122 @@ TEST_CASE("each login gets a random process id and secret key") {
   CHECK(std::set<int64_t>(secrets.begin(), secrets.end()).size() == kLogins);
   CHECK(not_sequential(raw_pids));
   CHECK(not_sequential(secrets));
+}
+
+// Polls `done` every 10 ms for up to 10 s.
+bool eventually(const std::function<bool()>& done) {
+  const auto deadline = Clock::now() + 10s;
+  while (!done()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+std::size_t count_in_log(const ProxyProcess& proxy, std::string_view what) {
+  std::ifstream in(proxy.stderr_path());
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::size_t n = 0;
+  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+
+// A blocking PQcancel for `c`, from another thread: true when the proxy took it.
+std::future<bool> cancel_async(Connection& c) {
+  PGcancel* cancel = PQgetCancel(c.raw());
+  return std::async(std::launch::async, [cancel] {
+    char error[256];
+    const bool sent = PQcancel(cancel, error, sizeof error) == 1;
+    PQfreeCancel(cancel);
+    return sent;
+  });
+}
+
+// Two clients of a SharedServerProxy whose server connection goes through a relay.
+struct RelayedClients {
+  Cluster& cluster = Cluster::shared();
+  FaultRelay relay{cluster.host(), cluster.primary_port()};
+  SharedServerProxy p{relay};
+  Connection a = p.connect();
+  Connection b = p.connect();
+  std::string a_backend = backend_of(a);
+};
+
+TEST_CASE("a notification reaches only the client that listened") {
+  RelayedClients t;
+  auto& [cluster, relay, p, a, b, a_backend] = t;
+  const std::string channel = "itest_channel_" + random_suffix();
+  const QueryResult listened = a.exec("LISTEN " + channel);
+  REQUIRE_MESSAGE(listened.ok, listened.describe());
+
+  // The server sends the notification at once (its client is idle); the relay holds it,
+  // so that it reaches pgsidecar after b's first request has gone out on that server.
+  relay.stall_replies();
+  const FaultRelayStats before = relay.stats();
+  Connection notifier = connect_ok(cluster.superuser_conninfo(cluster.primary_port(), cluster.database()));
+  const QueryResult notified = notifier.exec("NOTIFY " + channel + ", 'for a only'");
+  REQUIRE_MESSAGE(notified.ok, notified.describe());
+  REQUIRE(eventually([&] { return relay.stats().held_bytes > before.held_bytes; }));
+  auto b_reply = std::async(std::launch::async, [&b] { return b.exec("SELECT pg_backend_pid()"); });
+  std::this_thread::sleep_for(300ms);  // b's request on its way (if not, the server is idle: dropped too)
+  relay.pass();
+  const QueryResult seen = b_reply.get();
+  REQUIRE_MESSAGE(seen.ok, seen.describe());
+  CHECK(seen.value() == a_backend);  // the same server connection, still in the pool
+  PQconsumeInput(b.raw());
+  PGnotify* leaked = PQnotifies(b.raw());
+  CHECK_MESSAGE(leaked == nullptr, "b received the notification of a's channel ", channel);
+  if (leaked != nullptr) PQfreemem(leaked);
+  CHECK(backend_of(a) == a_backend);
+}
+
+TEST_CASE("a cancel reaches only the lease it was aimed at") {
+  RelayedClients t;
+  auto& [cluster, relay, p, a, b, a_backend] = t;
+
+  SUBCASE("the server goes to no other client while the cancel is on its way") {
+    // a's query ends on its own while pgsidecar's cancel connection waits in the relay;
+    // b, waiting for the only server, must not get it before the server took the cancel.
+    auto a_reply = std::async(std::launch::async, [&a] { return a.exec("SELECT pg_sleep(0.4), 'a done'"); });
+    std::this_thread::sleep_for(100ms);
+    relay.hold_new();
+    auto cancelled = cancel_async(a);
+    REQUIRE(eventually([&] { return count_in_log(p.proxy, "cancel_forwarded") == 1; }));
+    auto b_reply = std::async(std::launch::async, [&b] { return b.exec("SELECT pg_sleep(1), 'b done'"); });
+    const QueryResult a_result = a_reply.get();
+    std::this_thread::sleep_for(300ms);  // long enough for b's query to start, were the server free
+    relay.pass();
+    CHECK(cancelled.get());
+    // a was not cancelled (the cancel came too late for its query); nor was b.
+    CHECK_MESSAGE(a_result.ok, a_result.describe());
+    const QueryResult b_result = b_reply.get();
+    CHECK_MESSAGE(b_result.ok, b_result.describe());
+    if (b_result.ok) CHECK(b_result.value(0, 1) == "b done");
+  }
+
+  SUBCASE("a cancel of a client holding no server is dropped") {
+    auto b_reply = std::async(std::launch::async, [&b] { return b.exec("SELECT pg_sleep(0.5), 'b done'"); });
+    std::this_thread::sleep_for(100ms);
+    CHECK(cancel_async(a).get());
+    const QueryResult b_result = b_reply.get();
+    CHECK_MESSAGE(b_result.ok, b_result.describe());
+    CHECK(count_in_log(p.proxy, "cancel_forwarded") == 0);
+    CHECK(count_in_log(p.proxy, "cancel_dropped") == 1);
+  }
+
+  SUBCASE("one cancel at a time per client") {
+    auto a_reply = std::async(std::launch::async, [&a] { return a.exec("SELECT pg_sleep(5)"); });
+    std::this_thread::sleep_for(100ms);
+    relay.hold_new();
+    std::vector<std::future<bool>> cancels;
+    for (int i = 0; i < 3; ++i) cancels.push_back(cancel_async(a));
+    REQUIRE(eventually([&] { return count_in_log(p.proxy, "cancel_dropped") == 2; }));
+    CHECK(count_in_log(p.proxy, "cancel_forwarded") == 1);
+    relay.pass();
+    for (auto& c : cancels) CHECK(c.get());
+    const QueryResult a_result = a_reply.get();
+    CHECK(!a_result.ok);
+    CHECK(a_result.sqlstate == "57014");  // query_canceled: the one cancel that went
+  }
+  CHECK(backend_of(b) == a_backend);
 }

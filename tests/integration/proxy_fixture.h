@@ -66,6 +66,7 @@ struct ProxyConfig {
   std::string pool_extra;            // more lines for [pool_defaults]
   std::string listen_extra;          // more lines for [listen]
   std::string extra;                 // more TOML at the end (e.g. [[databases]] entries)
+  int primary_port = 0;              // the entry's primary port; 0: the cluster's (else a relay's)
 };
 
 // A config in `mode` with a pool of `size` servers; the other fields at their defaults.
@@ -95,7 +96,9 @@ inline std::string proxy_config(const Cluster& cluster, const ProxyConfig& c) {
   if (!c.server_password.empty()) t += "server_password = " + toml_string(c.server_password) + "\n";
   t += "\n[pool_defaults]\nmode = " + toml_string(c.mode) + "\nsize = " + std::to_string(c.size) + "\n";
   t += c.pool_extra + "\n";
-  t += "[[databases]]\nname = \"app\"\nprimary = " + toml_string(cluster.primary_url()) + "\n\n";
+  const std::string primary =
+      c.primary_port == 0 ? cluster.primary_url() : cluster.url(c.primary_port);
+  t += "[[databases]]\nname = \"app\"\nprimary = " + toml_string(primary) + "\n\n";
   t += c.extra + "\n";
   return t;
 }

@@ -41,6 +41,8 @@ class Cluster {
                                std::string_view database = {}) const;
   // The superuser on the given port (primary_port() or replica_port()).
   std::string superuser_conninfo(int port, std::string_view database = {}) const;
+  // A server URL for pgsidecar's config: the cluster's host (or a relay's) at `port`.
+  std::string url(int port, std::string_view user = {}) const;
   // postgres://user@127.0.0.1:port/db, as pgsidecar's config takes server addresses.
   std::string primary_url(std::string_view user = {}) const;
   std::string replica_url(std::string_view user = {}) const;
@@ -81,7 +83,6 @@ class Cluster {
   std::string conninfo(int port, std::string_view user, std::string_view password,
                        std::string_view database) const;
   void load_env_file();  // (re)reads env_file_ into env_
-  std::string url(int port, std::string_view user) const;
 
   std::string env_file_;
   std::map<std::string, std::string, std::less<>> env_;

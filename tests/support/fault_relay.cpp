@@ -230,6 +230,8 @@ void FaultRelay::stall() { loop_->command(Mode::Stall, std::chrono::milliseconds
 
 void FaultRelay::stall_replies() { loop_->command(Mode::StallReplies, std::chrono::milliseconds(0)); }
 
+void FaultRelay::hold_new() { loop_->command(Mode::HoldNew, std::chrono::milliseconds(0)); }
+
 void FaultRelay::drop() { loop_->command(Mode::Drop, std::chrono::milliseconds(0)); }
 
 void FaultRelay::reset() { loop_->command(Mode::Reset, std::chrono::milliseconds(0)); }

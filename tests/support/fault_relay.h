@@ -15,6 +15,9 @@
 //                    connects the waiting ones and delivers what was held, in order.
 //   stall_replies()  a half-open connection: requests reach the server, its replies are
 //                    held until the mode changes.
+//   hold_new()       slow connection setup (a SYN queue full, a busy postmaster): existing
+//                    connections go on as in pass(); new ones are accepted and their bytes
+//                    read, but they reach the server only when the mode changes.
 //   drop()           a partition (blackhole): bytes from either side are read and thrown
 //                    away, and new connections are accepted but never connected onward,
 //                    not even after the partition heals. Existing connections forward
@@ -75,6 +78,7 @@ class FaultRelay {
   void delay(std::chrono::milliseconds each_way);
   void stall();
   void stall_replies();
+  void hold_new();
   void drop();
   void reset();
 

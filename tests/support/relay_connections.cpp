@@ -21,6 +21,7 @@ Disposition disposition_in(Mode mode, Flow flow) {
   switch (mode) {
     case Mode::Pass:
     case Mode::Delay:
+    case Mode::HoldNew:  // a connection not yet connected onward holds: see disposition()
       return Disposition::Forward;
     case Mode::Stall:
       return Disposition::Hold;
@@ -156,6 +157,7 @@ bool RelayedConnection::accept(uv_stream_t* listener) {
 
 Disposition RelayedConnection::disposition(const Pipe& p) const {
   if (phase_ == Phase::Blackholed) return Disposition::Discard;
+  if (phase_ == Phase::Deferred && table_.mode_ == Mode::HoldNew) return Disposition::Hold;
   return disposition_in(table_.mode_, p.flow);
 }
 

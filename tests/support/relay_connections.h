@@ -21,6 +21,7 @@ enum class Mode {
   Delay,         // forward both ways, each chunk `delay` after it arrived
   Stall,         // hold both ways; new connections wait before connecting onward
   StallReplies,  // forward client to server, hold server to client
+  HoldNew,       // existing connections forward; new ones wait before connecting onward
   Drop,          // discard both ways; new connections are never connected onward
   Reset,         // reset every connection, existing and new
 };
