@@ -51,6 +51,7 @@ constexpr std::string_view kPoolKeys[] = {"mode",
                                           "server_idle_timeout",
                                           "server_lifetime",
                                           "client_idle_timeout",
+                                          "idle_in_transaction_timeout",
                                           "max_prepared_statements",
                                           "max_concurrent_logins",
                                           "min_size"};
@@ -472,6 +473,7 @@ PoolNodes read_pool(Reader& r, const toml::table& t, const std::string& p, PoolS
   r.duration(t, p, "server_idle_timeout", Zero::Allowed, s.server_idle_timeout);
   r.duration(t, p, "server_lifetime", Zero::Allowed, s.server_lifetime);
   r.duration(t, p, "client_idle_timeout", Zero::Allowed, s.client_idle_timeout);
+  r.duration(t, p, "idle_in_transaction_timeout", Zero::Allowed, s.idle_in_transaction_timeout);
   r.integer(t, p, "max_prepared_statements", 0, INT_MAX, s.max_prepared_statements);
   r.integer(t, p, "max_concurrent_logins", 1, INT_MAX, s.max_concurrent_logins);
   nodes.min_size = r.integer(t, p, "min_size", 1, INT_MAX, s.min_size);

@@ -111,6 +111,9 @@ struct PoolSettings {
   Duration server_idle_timeout{std::chrono::seconds(60)};
   Duration server_lifetime{std::chrono::seconds(3600)};
   Duration client_idle_timeout{0};  // 0: never
+  // A client idle inside a transaction holds a server from everyone else: close it after
+  // this long (25P03), its transaction rolled back. 0: never.
+  Duration idle_in_transaction_timeout{0};
   int max_prepared_statements = 1000;  // per client, in transaction mode
   int max_concurrent_logins = 4;  // server logins in flight per server, across all pools and workers
   int min_size = 1;               // a fleet share never caps the pool below this

@@ -139,6 +139,8 @@ void append_config_view(const config::Config& c, std::vector<std::byte>& out) {
       row("pool_defaults.server_lifetime", duration_text(p.server_lifetime), duration_text(defaults.server_lifetime)),
       row("pool_defaults.client_idle_timeout", duration_text(p.client_idle_timeout),
           duration_text(defaults.client_idle_timeout)),
+      row("pool_defaults.idle_in_transaction_timeout", duration_text(p.idle_in_transaction_timeout),
+          duration_text(defaults.idle_in_transaction_timeout)),
       row("pool_defaults.max_prepared_statements", std::to_string(p.max_prepared_statements),
           std::to_string(defaults.max_prepared_statements)),
       row("health.interval", duration_text(c.health.interval), duration_text(config::Health{}.interval)),

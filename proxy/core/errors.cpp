@@ -12,6 +12,8 @@ namespace {
 
 // idle_session_timeout, PostgreSQL's own code for a session closed for idling.
 constexpr std::string_view kIdleSessionTimeout = "57P05";
+// idle_in_transaction_session_timeout, for a client that sat idle inside a transaction.
+constexpr std::string_view kIdleInTransactionTimeout = "25P03";
 // Server-exit codes: admin_shutdown, crash_shutdown, cannot_connect_now.
 constexpr std::string_view kCrashShutdown = "57P02";
 
@@ -37,6 +39,8 @@ constexpr std::array kTable{
           "user \"{}\" may not use the admin console (see [admin] users)"},
     Entry{UnknownDatabase, sqlstate::kInvalidCatalogName, F, "database \"{}\" does not exist"},
     Entry{ClientIdleTimeout, kIdleSessionTimeout, F, "terminating connection due to client_idle_timeout ({} ms)"},
+    Entry{IdleInTransactionTimeout, kIdleInTransactionTimeout, F,
+          "terminating connection due to idle-in-transaction timeout (idle_in_transaction_timeout = {} ms)"},
     Entry{ShuttingDown, sqlstate::kAdminShutdown, F, "terminating connection: pgsidecar is shutting down"},
     Entry{KilledByAdmin, sqlstate::kAdminShutdown, F,
           "terminating connection: the admin console ran KILL for database \"{}\""},

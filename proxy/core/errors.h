@@ -25,6 +25,7 @@ enum class ProxyErrc : uint8_t {
   UnknownDatabase,            // {database}
   // A logged-in client's connection ends.
   ClientIdleTimeout,          // {ms}
+  IdleInTransactionTimeout,   // {ms}
   ShuttingDown,
   KilledByAdmin,              // {database}
   AdminSimpleQueriesOnly,

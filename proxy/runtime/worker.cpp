@@ -152,16 +152,12 @@ void Worker::on_tick(uv_timer_t* t) {
 }
 
 void Worker::check_client_timeouts(std::chrono::steady_clock::time_point now) {
-  std::vector<ClientSession*> idle, late;
+  // Collected first: expiring a session may close others' servers, never the map.
+  std::vector<std::pair<ClientSession*, ClientSession::Overdue>> overdue;
   for (auto& [pid, s] : sessions_) {
-    if (s->login_expired(now)) {
-      late.push_back(s.get());
-    } else if (s->idle_expired(now)) {
-      idle.push_back(s.get());
-    }
+    if (const auto what = s->overdue(now); what != ClientSession::Overdue::None) overdue.emplace_back(s.get(), what);
   }
-  for (ClientSession* s : late) s->login_timed_out();
-  for (ClientSession* s : idle) s->close_idle();
+  for (auto [s, what] : overdue) s->expire(what);
 }
 
 // `out` is this worker's own, empty; the caller merges the workers' parts.

@@ -79,10 +79,21 @@ bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {
   }
   switch (packet.kind) {
     case protocol::StartupKind::SSLRequest:
-    case protocol::StartupKind::GSSENCRequest:
+    case protocol::StartupKind::GSSENCRequest: {
+      const bool ssl = packet.kind == protocol::StartupKind::SSLRequest;
+      bool& asked = ssl ? login_->ssl_requested : login_->gss_requested;
+      if (asked) {
+        fail_login(make_error(ProxyErrc::ProtocolViolation,
+                              {ssl ? "SSLRequest sent twice: SSL negotiation was already done on this connection"
+                                   : "GSSENCRequest sent twice: GSSAPI encryption negotiation was already done "
+                                     "on this connection"}));
+        return false;
+      }
+      asked = true;
       // No TLS or GSS encryption yet: 'N' tells the client to go on in plain text.
       send_own({std::byte{'N'}});
       return true;
+    }
     case protocol::StartupKind::CancelRequest: {
       // The connection stays open (reading nothing more) until the server has taken the
       // cancel, so that the client's PQcancel returns only then, as it does without us.

@@ -151,12 +151,6 @@ void ClientSession::maybe_free() {
   host_.forget(*this);  // deletes *this
 }
 
-void ClientSession::login_timed_out() {
-  if (phase_ != ClientPhase::Startup && phase_ != ClientPhase::Authenticating && phase_ != ClientPhase::LoggingIn)
-    return;
-  fail_login(make_error(ProxyErrc::LoginTimeout));
-}
-
 void ClientSession::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* self = static_cast<ClientSession*>(h->data);
   // An idle client holds no buffer; reading its next request (or its goodbye) into the
@@ -246,6 +240,13 @@ void ClientSession::finish_pass() {
 
 void ClientSession::send_own(std::vector<std::byte> bytes) {
   if (closed()) return;
+  if (login_ != nullptr && stream_.stream->write_queue_size + bytes.size() > kMaxLoginReplyBytes) {
+    // Before login every reply answers a message of the client's: one that sends and
+    // never reads gets its connection closed, not a growing queue.
+    log_info("client_not_reading").kv("worker", host_.loop().id()).kv("session", static_cast<long long>(id_));
+    close("login replies not read");
+    return;
+  }
   ++own_writes_;
   write_owned(stream_.stream, std::move(bytes), [this](int) {
     --own_writes_;
@@ -260,11 +261,12 @@ void ClientSession::send_error(const ProxyError& e, bool with_ready) {
   protocol::append_error_response(out, e.fields());
   if (with_ready) protocol::append_ready_for_query(out, exchange_.tx_status);
   if (e.fatal() && !closed()) {
-    // Read nothing more; the close follows the write.
+    // Read nothing more; the close follows the write, or kFatalLinger (overdue()).
     if (reading_) uv_read_stop(stream_.stream);
     reading_ = false;
     release_on_close();
     set_phase(ClientPhase::Failing, "fatal error");
+    last_activity_ = host_.loop().now();
   }
   send_own(std::move(out));
 }
@@ -286,14 +288,54 @@ bool ClientSession::idle_expired(std::chrono::steady_clock::time_point now) cons
   return limit.count() > 0 && now - last_activity_ > limit;
 }
 
-bool ClientSession::login_expired(std::chrono::steady_clock::time_point now) const {
-  return login_ != nullptr && !closed() && phase_ != ClientPhase::Failing &&
-         now - login_->accepted_at >= config_->auth.login_timeout;
+// Inside a transaction, the server has answered everything, and the client says nothing.
+bool ClientSession::idle_in_transaction_expired(std::chrono::steady_clock::time_point now) const {
+  if (phase_ != ClientPhase::Ready || database_ == nullptr || server_ == nullptr) return false;
+  if (exchange_.tx_status != 'T' && exchange_.tx_status != 'E') return false;
+  if (!server_->idle_in_sync() || write_in_flight()) return false;
+  const auto limit = database_->pool.idle_in_transaction_timeout;
+  return limit.count() > 0 && now - last_activity_ > limit;
 }
 
-void ClientSession::close_idle() {
-  send_error(make_error(ProxyErrc::ClientIdleTimeout, {std::to_string(database_->pool.client_idle_timeout.count())}),
-             false);
+ClientSession::Overdue ClientSession::overdue(std::chrono::steady_clock::time_point now) const {
+  if (closed()) return Overdue::None;
+  if (phase_ == ClientPhase::Failing) {
+    // A FATAL stuck behind bytes the client does not read (a cancel request's connection
+    // writes nothing and waits for its own bounded timeout).
+    return own_writes_ > 0 && now - last_activity_ >= kFatalLinger ? Overdue::FatalReply : Overdue::None;
+  }
+  if (login_ != nullptr && now - login_->accepted_at >= config_->auth.login_timeout) return Overdue::Login;
+  if (idle_expired(now)) return Overdue::Idle;
+  if (idle_in_transaction_expired(now)) return Overdue::IdleInTransaction;
+  return Overdue::None;
+}
+
+void ClientSession::expire(Overdue what) {
+  switch (what) {
+    case Overdue::None:
+      return;
+    case Overdue::Login:
+      fail_login(make_error(ProxyErrc::LoginTimeout));
+      return;
+    case Overdue::Idle:
+      send_error(make_error(ProxyErrc::ClientIdleTimeout, {std::to_string(database_->pool.client_idle_timeout.count())}),
+                 false);
+      return;
+    case Overdue::IdleInTransaction:
+      log_info("client_idle_in_transaction")
+          .kv("worker", host_.loop().id())
+          .kv("session", static_cast<long long>(id_))
+          .kv("user", user_name_)
+          .kv("database", database_name_);
+      send_error(make_error(ProxyErrc::IdleInTransactionTimeout,
+                            {std::to_string(database_->pool.idle_in_transaction_timeout.count())}),
+                 false);
+      return;
+    case Overdue::FatalReply:
+      log_info("client_not_reading").kv("worker", host_.loop().id()).kv("session", static_cast<long long>(id_));
+      close("a FATAL error was not read in time");
+      return;
+  }
 }
 
 const char* ClientSession::state_name() const {
@@ -750,6 +792,7 @@ void ClientSession::on_server_lost(std::string_view reason) {
 
 void ClientSession::on_ready_for_query(char tx_status) {
   exchange_.tx_status = tx_status;
+  last_activity_ = host_.loop().now();  // idle (in a transaction or not) from here
   if (server_ == nullptr) return;
   note_request_done(server_->pool().metrics(), tx_status);
   if (session_mode_) {

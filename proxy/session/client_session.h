@@ -37,6 +37,13 @@ namespace pgsidecar::proxy {
 
 class ServerConn;
 
+// A FATAL error the client does not read (it stopped reading a large result, say) keeps
+// its socket no longer than this: then the connection is closed without it.
+inline constexpr std::chrono::seconds kFatalLinger{2};
+// Replies queued to a client that has not logged in yet (and does not read them): more
+// closes the connection. A whole login (authentication, settings, key) takes under 2 KiB.
+inline constexpr std::size_t kMaxLoginReplyBytes = 16 * 1024;
+
 enum class ClientPhase {
   Startup,         // waiting for StartupMessage, SSLRequest, GSSENCRequest or CancelRequest
   Authenticating,  // an authentication exchange is in progress
@@ -85,15 +92,21 @@ class ClientSession final : public ServerLessee {
   const std::string& user_name() const { return user_name_; }
   const std::string& database_name() const { return database_name_; }
 
-  // From the worker.
-  bool idle_expired(std::chrono::steady_clock::time_point now) const;   // client_idle_timeout
-  bool login_expired(std::chrono::steady_clock::time_point now) const;  // [auth] login_timeout
-  void close_idle();
+  // From the worker, once a second: a time limit this session has run past, and what
+  // running past it does (expire).
+  enum class Overdue : uint8_t {
+    None,
+    Login,              // [auth] login_timeout: 57014, closed
+    Idle,               // client_idle_timeout: 57P05, closed
+    IdleInTransaction,  // idle_in_transaction_timeout: 25P03, closed with its server
+    FatalReply,         // a FATAL the client has not read for kFatalLinger: closed anyway
+  };
+  Overdue overdue(std::chrono::steady_clock::time_point now) const;
+  void expire(Overdue what);
   void reject_too_many(int limit);  // max_client_connections reached
   void drain() { terminate(ProxyErrc::ShuttingDown); }  // shutting down
   void retry_route();               // a new topology snapshot: try routing again
   void route_wait_expired();        // write_wait (or the switchover pause) ran out
-  void login_timed_out();           // answers 57014 and closes (no-op once logged in)
   void resume();                    // deferred work (io::Loop::defer) for this session
 
   // ServerLessee: from the pool and the leased server connection.
@@ -110,6 +123,8 @@ class ClientSession final : public ServerLessee {
   bool replay_possible() const override { return retry_.capturing && !retry_.used && !retry_.bytes.empty(); }
 
  private:
+  bool idle_expired(std::chrono::steady_clock::time_point now) const;                 // client_idle_timeout
+  bool idle_in_transaction_expired(std::chrono::steady_clock::time_point now) const;  // idle_in_transaction_timeout
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   void read(ssize_t nread, const uv_buf_t* buf);
@@ -204,6 +219,9 @@ class ClientSession final : public ServerLessee {
     AuthMethod method = AuthMethod::Trust;
     bool user_known = false;
     bool scram_started = false;  // SASLInitialResponse handled
+    // Each encryption request is allowed once per connection, as PostgreSQL allows.
+    bool ssl_requested = false;
+    bool gss_requested = false;
   };
   std::unique_ptr<LoginState> login_;
   std::string user_name_;
