@@ -40,7 +40,7 @@ constexpr std::string_view kListenKeys[] = {"address", "port", "unix_socket_dir"
                                             "max_client_connections", "drain_timeout", "shutdown_delay"};
 constexpr std::string_view kHttpKeys[] = {"address", "port"};
 constexpr std::string_view kAuthKeys[] = {"method", "login_timeout"};
-constexpr std::string_view kLimitsKeys[] = {"max_message_size"};
+constexpr std::string_view kLimitsKeys[] = {"max_message_size", "max_client_buffer"};
 constexpr std::string_view kAdminKeys[] = {"users"};
 constexpr std::string_view kUserKeys[] = {"name", "password", "server_password", "auth_method"};
 constexpr std::string_view kPoolKeys[] = {"mode",
@@ -53,6 +53,8 @@ constexpr std::string_view kPoolKeys[] = {"mode",
                                           "client_idle_timeout",
                                           "idle_in_transaction_timeout",
                                           "max_prepared_statements",
+                                          "max_prepared_bytes_per_client",
+                                          "max_statements_per_server",
                                           "max_concurrent_logins",
                                           "min_size"};
 constexpr std::string_view kHealthKeys[] = {"interval", "timeout", "failures_before_down", "successes_before_up"};
@@ -475,6 +477,8 @@ PoolNodes read_pool(Reader& r, const toml::table& t, const std::string& p, PoolS
   r.duration(t, p, "client_idle_timeout", Zero::Allowed, s.client_idle_timeout);
   r.duration(t, p, "idle_in_transaction_timeout", Zero::Allowed, s.idle_in_transaction_timeout);
   r.integer(t, p, "max_prepared_statements", 0, INT_MAX, s.max_prepared_statements);
+  r.integer(t, p, "max_prepared_bytes_per_client", 1024, INT_MAX, s.max_prepared_bytes_per_client);
+  r.integer(t, p, "max_statements_per_server", 1, INT_MAX, s.max_statements_per_server);
   r.integer(t, p, "max_concurrent_logins", 1, INT_MAX, s.max_concurrent_logins);
   nodes.min_size = r.integer(t, p, "min_size", 1, INT_MAX, s.min_size);
   return nodes;
@@ -570,6 +574,7 @@ void build(Reader& r, const toml::table& root, Config& cfg) {
   if (const toml::table* t = r.table(root, "", "limits")) {
     r.check_keys(*t, "limits", kLimitsKeys);
     r.integer(*t, "limits", "max_message_size", 1024, 1024 * 1024 * 1024, cfg.limits.max_message_size);
+    r.integer(*t, "limits", "max_client_buffer", 16 * 1024, 1024 * 1024 * 1024, cfg.limits.max_client_buffer);
   }
   read_users(r, root, cfg);  // after [auth]: a user's password rules depend on the method
   if (const toml::table* t = r.table(root, "", "admin")) read_admin(r, *t, cfg);

@@ -90,6 +90,10 @@ struct Auth {
 
 struct Limits {
   uint32_t max_message_size = 256u * 1024u * 1024u;  // bytes; larger is a protocol violation
+  // Bytes one client may have pgsidecar hold for it: a message read whole before it is
+  // forwarded (Parse, Describe, Close, a short Query), and replies pgsidecar wrote itself
+  // that the client has not read yet (reading from the client pauses past this).
+  uint32_t max_client_buffer = 16u * 1024u * 1024u;
 };
 
 struct User {
@@ -115,6 +119,10 @@ struct PoolSettings {
   // this long (25P03), its transaction rolled back. 0: never.
   Duration idle_in_transaction_timeout{0};
   int max_prepared_statements = 1000;  // per client, in transaction mode
+  // Text and name bytes of one client's prepared statements, in transaction mode.
+  int64_t max_prepared_bytes_per_client = 16 * 1024 * 1024;
+  // Named statements kept on one server connection; the least recently used go first.
+  int max_statements_per_server = 1000;
   int max_concurrent_logins = 4;  // server logins in flight per server, across all pools and workers
   int min_size = 1;               // a fleet share never caps the pool below this
 };

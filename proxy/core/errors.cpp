@@ -51,6 +51,12 @@ constexpr std::array kTable{
     Entry{ServerLost, sqlstate::kConnectionFailure, F, "server connection for database \"{}\" was lost: {}"},
     // PostgreSQL's own code and text for a Bind or Describe of a name never prepared.
     Entry{UnknownPreparedStatement, sqlstate::kInvalidSqlStatementName, E, "prepared statement \"{}\" does not exist"},
+    Entry{TooManyPreparedBytes, sqlstate::kProgramLimitExceeded, E,
+          "too many prepared statement bytes: this statement would bring this connection's prepared statements to {} "
+          "bytes, over max_prepared_bytes_per_client ({}); close unused ones with Close or DEALLOCATE"},
+    Entry{MessageOverClientBuffer, sqlstate::kProgramLimitExceeded, E,
+          "message of {} bytes is over max_client_buffer ({} bytes): pgsidecar reads this kind of message whole "
+          "before forwarding it"},
     Entry{NoServerKnown, sqlstate::kConnectionFailure, E, "no server is known for database \"{}\""},
     Entry{PrimaryUnavailable, sqlstate::kConnectionFailure, E, "primary for database \"{}\" is unavailable"},
     Entry{NoHealthyServer, sqlstate::kConnectionFailure, E,

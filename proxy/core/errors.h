@@ -33,6 +33,8 @@ enum class ProxyErrc : uint8_t {
   ServerLost,                 // {database} {reason}
   // A request answered by pgsidecar itself; the connection goes on.
   UnknownPreparedStatement,   // {name}
+  TooManyPreparedBytes,       // {bytes it would take} {max_prepared_bytes_per_client} (fatal inside an exchange)
+  MessageOverClientBuffer,    // {message bytes} {max_client_buffer} (fatal inside an exchange)
   // Routing a transaction.
   NoServerKnown,              // {database}
   PrimaryUnavailable,         // {database}

@@ -4,6 +4,7 @@
 // request. The server's replies are matched against these books in server_conn.cpp.
 #include "protocol/backend.h"
 #include "protocol/messages.h"
+#include "proxy/pooling/pool_shard.h"
 #include "proxy/pooling/server_conn.h"
 
 namespace pgsidecar::proxy {
@@ -52,7 +53,7 @@ void ServerConn::client_sent_parse(std::string_view name, StatementRef statement
 }
 
 void ServerConn::ensure_statement(std::string_view name, const StatementRef& statement, OutboundBatch& to_server) {
-  if (statements_.holds(name, *statement)) return;
+  if (statements_.use(name, *statement)) return;
   if (statements_.contains(name)) inject_close(name, to_server);
   protocol::append_parse(to_server.injected_out(), name, statement->query, statement->param_types);
   to_server.commit_injected();
@@ -70,6 +71,26 @@ void ServerConn::close_foreign_statement(std::string_view name, OutboundBatch& t
     statements_.erase(name);
   }
   inject_close(name, to_server);
+}
+
+bool ServerConn::statements_over_limit() const {
+  return statements_.size() > static_cast<std::size_t>(pool_.settings().max_statements_per_server);
+}
+
+void ServerConn::trim_statements(OutboundBatch& to_server) {
+  if (!statements_over_limit()) return;
+  const auto limit = static_cast<std::size_t>(pool_.settings().max_statements_per_server);
+  while (statements_.size() > limit) {
+    const std::string name(statements_.least_recently_used());
+    statements_.erase(name);
+    protocol::append_close(to_server.injected_out(), 'S', name);
+    expectations_.expect('3', true, name);
+    ++statements_evicted_;
+  }
+  // Its own Sync: the Closes end before whatever the client sends first, a Query too.
+  protocol::append_sync(to_server.injected_out());
+  to_server.commit_injected();
+  expectations_.expect('Z', true);
 }
 
 // A Parse or Close the server skipped after an error (or a Parse that failed): what its

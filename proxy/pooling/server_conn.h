@@ -119,6 +119,15 @@ class ServerConn {
   // that name here (the unnamed one included) is another client's, so it is closed first,
   // unseen, and the server answers 26000 as it would to this client alone.
   void close_foreign_statement(std::string_view name, OutboundBatch& to_server);
+  // At the start of a lease (no portal is open then): true when this connection keeps
+  // more named statements than max_statements_per_server.
+  bool statements_over_limit() const;
+  // Closes the least recently used statements past max_statements_per_server (Close...
+  // Sync, replies swallowed); a client that needs one again gets it re-Parsed
+  // (ensure_statement). Evicting only between transactions keeps a portal made from a
+  // statement from being closed with it.
+  void trim_statements(OutboundBatch& to_server);
+  uint64_t statements_evicted() const { return statements_evicted_; }
   // The leasing client ran something that changes its session's settings with no SET
   // command tag to show it (set_config(..., false), a FunctionCall).
   void client_changed_settings() { carry(&SessionLeftovers::settings); }
@@ -212,6 +221,7 @@ class ServerConn {
   std::shared_ptr<const ParamList> synced_settings_;
   uint64_t synced_version_ = 0;
   ServerStatements statements_;
+  uint64_t statements_evicted_ = 0;
   ResponseExpectations expectations_;
   uint64_t defaults_fp_ = 0;
   bool response_started_ = false;  // a byte went to the leasing session's client

@@ -30,16 +30,41 @@ StatementRef make_statement(std::string_view query, std::span<const std::byte> p
 }
 
 const StatementText* ServerStatements::find(std::string_view name) const {
-  auto it = by_name_.find(std::string(name));
-  return it == by_name_.end() ? nullptr : it->second.get();
+  auto it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second.statement.get();
 }
 
-bool ServerStatements::contains(std::string_view name) const { return by_name_.count(std::string(name)) != 0; }
+bool ServerStatements::contains(std::string_view name) const { return by_name_.find(name) != by_name_.end(); }
+
+bool ServerStatements::use(std::string_view name, const StatementText& statement) {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end() || it->second.statement == nullptr || !it->second.statement->same_as(statement))
+    return false;
+  it->second.last_used = ++use_clock_;
+  return true;
+}
 
 void ServerStatements::set(std::string_view name, StatementRef statement) {
-  by_name_[std::string(name)] = std::move(statement);
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) it = by_name_.emplace(std::string(name), Held{}).first;
+  it->second = Held{std::move(statement), ++use_clock_};
 }
 
-void ServerStatements::erase(std::string_view name) { by_name_.erase(std::string(name)); }
+void ServerStatements::erase(std::string_view name) {
+  auto it = by_name_.find(name);
+  if (it != by_name_.end()) by_name_.erase(it);
+}
+
+std::string_view ServerStatements::least_recently_used() const {
+  const std::string* oldest = nullptr;
+  uint64_t oldest_use = UINT64_MAX;
+  for (const auto& [name, held] : by_name_) {
+    if (held.last_used < oldest_use) {
+      oldest_use = held.last_used;
+      oldest = &name;
+    }
+  }
+  return oldest != nullptr ? std::string_view(*oldest) : std::string_view();
+}
 
 }  // namespace pgsidecar::proxy

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -39,6 +40,12 @@ using StatementRef = std::shared_ptr<const StatementText>;
 // (Int32 each, as on the wire; types the bytes do not cover are left out).
 StatementRef make_statement(std::string_view query, std::span<const std::byte> param_types_raw, int16_t param_count);
 
+// Looks a std::string key up by a std::string_view without making a string.
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 class ServerStatements {
  public:
   // The statement prepared under `name` on this server; nullptr when none, or when what
@@ -51,6 +58,8 @@ class ServerStatements {
     const StatementText* have = find(name);
     return have != nullptr && have->same_as(statement);
   }
+  // holds(), and when true the statement counts as just used (least recently used go first).
+  bool use(std::string_view name, const StatementText& statement);
   void set(std::string_view name, StatementRef statement);
   // A statement of that name is still here, but which one is not known (a Close of it was
   // skipped after an error): never held to be anyone's, always closed before a Parse.
@@ -58,9 +67,17 @@ class ServerStatements {
   void erase(std::string_view name);
   void clear() { by_name_.clear(); }
   std::size_t size() const { return by_name_.size(); }
+  // The name of the statement used least recently; "" when none is kept. A scan: called
+  // only when the count is over its bound, between transactions.
+  std::string_view least_recently_used() const;
 
  private:
-  std::unordered_map<std::string, StatementRef> by_name_;
+  struct Held {
+    StatementRef statement;
+    uint64_t last_used = 0;  // use_clock_ at its Parse or its last use
+  };
+  std::unordered_map<std::string, Held, NameHash, std::equal_to<>> by_name_;
+  uint64_t use_clock_ = 0;
 };
 
 }  // namespace pgsidecar::proxy

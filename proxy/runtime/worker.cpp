@@ -213,6 +213,7 @@ void Worker::collect(RuntimeStats& out, bool rows) {
     out.clients.push_back(std::move(row));
   }
   out.counters = resources_.counters;
+  out.counters.statements_classified = resources_.classifier.misses();
   out.workers_answered = 1;
 }
 

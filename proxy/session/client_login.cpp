@@ -273,7 +273,8 @@ void ClientSession::authentication_succeeded() {
   }
   session_mode_ = database_->pool.mode == config::PoolMode::Session;
   db_counters_ = &host_.resources().counters.databases[database_->name];
-  statements_ = ClientStatements(static_cast<std::size_t>(database_->pool.max_prepared_statements));
+  statements_ = ClientStatements(static_cast<std::size_t>(database_->pool.max_prepared_statements),
+                                 static_cast<std::size_t>(database_->pool.max_prepared_bytes_per_client));
   take_startup_settings();
   // The ParameterStatus values to report come from a server login of the pool this
   // client would use for reads; if none has logged in yet, one is borrowed to learn them.

@@ -32,41 +32,59 @@ ProxyErrc route_failure_error(Route::Failure f) {
 
 // Read or write, from the first message of a transaction. When in doubt: write.
 Intent ClientSession::transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h) {
+  head_parse_ = {};
   // Without replicas every transaction goes to the primary (and waits for it): no need to know.
   if (database_->replicas.empty()) return Intent::Write;
   const std::string* default_ro = params_.find("default_transaction_read_only");
   const bool read_only_default = default_ro != nullptr && *default_ro == "on";
-  std::string_view sql;
+  TextRoute route = TextRoute::Unknown;
   if (in.size() >= h.total_size()) {
     const auto body = in.subspan(5, h.body_size());
+    std::string_view sql;
     if (t == tag(FrontendTag::Query)) {
-      protocol::parse_query(body, sql);
+      if (protocol::parse_query(body, sql) && !sql.empty()) route = text_route(sql);
     } else if (t == tag(FrontendTag::Parse)) {
       protocol::ParseMessage parse;
-      if (protocol::parse_parse(body, parse)) sql = parse.query;
+      if (protocol::parse_parse(body, parse) && !parse.query.empty()) {
+        route = text_route(parse.query);
+        head_parse_ = {route, parse.query.size()};  // kept with the statement by handle_parse
+      }
     } else if (t == tag(FrontendTag::Bind) || t == tag(FrontendTag::Describe)) {
       std::string_view portal, name;
       char kind = 'S';
       const bool ok = t == tag(FrontendTag::Bind)
                           ? protocol::peek_bind_names(body, h.body_size(), portal, name) == protocol::PeekStatus::Ok
                           : protocol::parse_describe(body, kind, name);
-      if (ok && kind == 'S')
-        if (const PreparedStatement* stmt = statements_.find(name)) sql = stmt->statement->query;
+      // A named statement carries its route from its first classification on.
+      PreparedStatement* stmt = ok && kind == 'S' ? statements_.find(name) : nullptr;
+      if (stmt != nullptr && !stmt->statement->query.empty()) {
+        if (stmt->route == TextRoute::Unknown) stmt->route = text_route(stmt->statement->query);
+        route = stmt->route;
+      }
     }
   }
-  if (sql.empty()) return read_only_default ? Intent::Read : Intent::Write;
+  switch (route) {
+    case TextRoute::Read: return Intent::Read;
+    case TextRoute::Write: return Intent::Write;
+    case TextRoute::ReadIfSessionReadOnly:
+    case TextRoute::Unknown: break;
+  }
+  return read_only_default ? Intent::Read : Intent::Write;
+}
+
+TextRoute ClientSession::text_route(std::string_view sql) {
   switch (sql::quick_classify(sql)) {
-    case sql::QuickVerdict::Read: return Intent::Read;
-    case sql::QuickVerdict::Write: return Intent::Write;
+    case sql::QuickVerdict::Read: return TextRoute::Read;
+    case sql::QuickVerdict::Write: return TextRoute::Write;
     case sql::QuickVerdict::Unsure: break;
   }
   const sql::Classification& c = host_.resources().classifier.classify(sql);
   // Write first: BEGIN READ WRITE or SERIALIZABLE READ ONLY must not reach a replica.
-  if (c.kind == sql::StatementKind::Write) return Intent::Write;
-  if (c.begins_read_only) return Intent::Read;
+  if (c.kind == sql::StatementKind::Write) return TextRoute::Write;
+  if (c.begins_read_only) return TextRoute::Read;
   // A plain BEGIN may be followed by anything, unless the session defaults to read-only.
-  if (c.transaction_control) return read_only_default ? Intent::Read : Intent::Write;
-  return Intent::Read;
+  if (c.transaction_control) return TextRoute::ReadIfSessionReadOnly;
+  return TextRoute::Read;
 }
 
 // Picks the server for this transaction and asks its pool for a connection. Afterwards

@@ -1,5 +1,7 @@
 #include "proxy/session/client_session.h"
 
+#include <utility>
+
 #include "protocol/frontend.h"
 #include "protocol/framer.h"
 #include "protocol/messages.h"
@@ -248,9 +250,15 @@ void ClientSession::send_own(std::vector<std::byte> bytes) {
     return;
   }
   ++own_writes_;
-  write_owned(stream_.stream, std::move(bytes), [this](int) {
+  const std::size_t n = bytes.size();
+  own_bytes_ += n;
+  write_owned(stream_.stream, std::move(bytes), [this, n](int) {
     --own_writes_;
+    const bool was_full = own_replies_full();
+    own_bytes_ -= n;
     if (phase_ == ClientPhase::Failing && own_writes_ == 0) close("closed after error");
+    // Deferred: a write that fails at once calls back inside send_own.
+    if (was_full && !own_replies_full() && !closed()) host_.resume_later(id_);
     maybe_free();
   });
 }
@@ -392,7 +400,11 @@ void ClientSession::reject_too_many(int limit) {
 
 ClientSession::Pass ClientSession::process_messages() {
   const uint32_t max = config_->limits.max_message_size;
-  while (!write_in_flight() && phase_ == ClientPhase::Ready) {
+  // Replies pgsidecar writes itself (errors, a local ParseComplete) pile up in memory when
+  // the client does not read them: past max_client_buffer, its next messages wait (and its
+  // socket fills) until they are written, as PostgreSQL stops reading a client it cannot
+  // write to.
+  while (!write_in_flight() && phase_ == ClientPhase::Ready && !own_replies_full()) {
     const std::span<const std::byte> in = input_.unread();
     if (in.empty()) break;
     if (discard_ > 0) {
@@ -423,6 +435,10 @@ ClientSession::Pass ClientSession::process_messages() {
       return Pass::Stop;
     }
     if (in.size() < bytes_needed(h)) {
+      if (bytes_needed(h) > config_->limits.max_client_buffer) {
+        if (!refuse_over_buffer(h, in)) return Pass::Stop;
+        continue;
+      }
       if (!forward_empty()) break;  // growing would move bytes the pending write points at
       if (!input_.reserve_unread(bytes_needed(h), static_cast<std::size_t>(max) + 1)) {
         protocol_error("message too large");
@@ -438,6 +454,22 @@ ClientSession::Pass ClientSession::process_messages() {
   // message that must first grow the buffer, say), make another pass.
   if (flush_forward() && !input_.unread().empty() && phase_ == ClientPhase::Ready) return Pass::Again;
   return Pass::Stop;
+}
+
+// A message read whole before it is forwarded (Parse, Describe, Close, a short Query)
+// that is larger than max_client_buffer. First in a request, the request is refused
+// (skipped up to its Sync, then answered) and the client goes on; inside an exchange with
+// a server the error cannot take its place among the server's replies, so it is FATAL.
+bool ClientSession::refuse_over_buffer(const protocol::FrameHeader& h, std::span<const std::byte> in) {
+  ProxyError e = make_error(ProxyErrc::MessageOverClientBuffer,
+                            {std::to_string(h.total_size()), std::to_string(config_->limits.max_client_buffer)});
+  if (lease_ != Lease::None) {
+    send_error(e.as_fatal(), false);
+    return false;
+  }
+  if (!pending_error_) pending_error_ = std::make_unique<ProxyError>(std::move(e));
+  answer_refused(h, in);
+  return true;
 }
 
 // One whole (or peeked) message: answered here, queued for a server, or forwarded.
@@ -469,6 +501,7 @@ ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& 
 
 // The pool refused us: drop this request up to its Sync (or the Query) and answer it.
 ClientSession::Step ClientSession::answer_refused(const protocol::FrameHeader& h, std::span<const std::byte> in) {
+  head_parse_ = {};
   input_.consume(std::min(h.total_size(), in.size()));
   passthrough_ = 0;
   if (in.size() < h.total_size()) discard_ = h.total_size() - in.size();
@@ -597,10 +630,19 @@ bool ClientSession::handle_parse(std::span<const std::byte> body) {
     server_->client_sent_parse({}, nullptr, forward());
     return true;
   }
+  // Routed on this text already (the transaction's first message): the statement keeps the route.
+  const HeadParse head = std::exchange(head_parse_, HeadParse{});
+  const TextRoute route = head.query_size == parse.query.size() ? head.route : TextRoute::Unknown;
   const auto added =
-      statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count, sets_config);
+      statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count, sets_config, route);
   if (added == ClientStatements::AddResult::LimitReached) {
     send_error(make_error(ProxyErrc::TooManyPreparedStatements, {std::to_string(statements_.size())}), false);
+    return false;
+  }
+  if (added == ClientStatements::AddResult::BytesLimitReached) {
+    // Inside an exchange the server's replies to what came before are still on their way:
+    // the error cannot be put in their place, so it ends the connection.
+    send_error(too_many_prepared_bytes(parse.name, parse.query).as_fatal(), false);
     return false;
   }
   server_->client_sent_parse(parse.name, statements_.find(parse.name)->statement, forward());
@@ -619,12 +661,25 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
   protocol::FrameHeader next;
   const auto rest = in.subspan(h.total_size());
   const auto status = protocol::peek_header(rest, next, config_->limits.max_message_size);
-  if (status == protocol::FrameStatus::NeedMore) return rest.size() < 5 ? LocalPrepare::NeedMore : LocalPrepare::No;
+  if (status == protocol::FrameStatus::NeedMore) {
+    if (rest.size() >= 5) return LocalPrepare::No;
+    // Room for the header after the Parse: a Parse that fills the buffer would otherwise
+    // stop reading short of the Sync this waits for.
+    if (!forward_empty() || !input_.reserve_unread(h.total_size() + 5, std::size_t{UINT32_MAX}))
+      return LocalPrepare::No;
+    return LocalPrepare::NeedMore;
+  }
   if (status != protocol::FrameStatus::Ready || next.tag != tag(FrontendTag::Sync) || rest.size() < next.total_size())
     return LocalPrepare::No;
   protocol::ParseMessage parse;
   if (!protocol::parse_parse(in.subspan(5, h.body_size()), parse) || parse.name.empty()) return LocalPrepare::No;
   if (statements_.find(parse.name) != nullptr) return LocalPrepare::No;  // the server reports 42P05
+  if (statements_.bytes_with(parse.name, parse.query) > statements_.byte_limit()) {
+    // Refused before any parsing: the error answers this Parse and Sync, the client goes on.
+    input_.consume(h.total_size() + next.total_size());
+    send_error(too_many_prepared_bytes(parse.name, parse.query), true);
+    return LocalPrepare::Done;
+  }
   if (!sql::sql_syntax_ok(parse.query)) return LocalPrepare::No;
   const auto added = statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count,
                                      sets_session_config(parse.query));
@@ -635,6 +690,11 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
   send_own(std::move(out));
   input_.consume(h.total_size() + next.total_size());
   return LocalPrepare::Done;
+}
+
+ProxyError ClientSession::too_many_prepared_bytes(std::string_view name, std::string_view query) const {
+  return make_error(ProxyErrc::TooManyPreparedBytes, {std::to_string(statements_.bytes_with(name, query)),
+                                                      std::to_string(statements_.byte_limit())});
 }
 
 void ClientSession::ensure_statement_on_server(std::string_view name) {
@@ -718,6 +778,10 @@ void ClientSession::note_wait_over(PoolShard& pool) {
 void ClientSession::link_server(ServerConn& server) {
   lease_ = Lease::Linked;
   server_ = &server;
+  if (server.statements_over_limit()) {  // no portal is open before our first message
+    forward_dest_ = server.stream();
+    server.trim_statements(forward());
+  }
   std::shared_ptr<const ParamList> settings = params_.shared_entries();
   const SessionLeftovers leftovers = server.leftovers_for(id_, defaults_fp_);
   if (!leftovers.any() && server.settings_match(settings))

@@ -156,12 +156,14 @@ class ClientSession final : public ServerLessee {
   enum class Step { Next, Wait, Stop };  // after one message: go on, wait for input or a server, or stop
   Step forward_message(const protocol::FrameHeader& h, std::span<const std::byte> in);
   Step answer_refused(const protocol::FrameHeader& h, std::span<const std::byte> in);
+  bool refuse_over_buffer(const protocol::FrameHeader& h, std::span<const std::byte> in);
   bool refuse_unknown_statement(const protocol::FrameHeader& h, std::span<const std::byte> in);
   Step acquire_for(const protocol::FrameHeader& h, std::span<const std::byte> in);
   bool note_for_server(const protocol::FrameHeader& h, std::span<const std::byte> body);
   bool handle_parse(std::span<const std::byte> body);
   enum class LocalPrepare { Done, NeedMore, No };
   LocalPrepare try_prepare_locally(std::span<const std::byte> in, const protocol::FrameHeader& h);
+  ProxyError too_many_prepared_bytes(std::string_view name, std::string_view query) const;
   void ensure_statement_on_server(std::string_view name);
   bool sets_session_config(std::string_view sql);
   void link_server(ServerConn& server);
@@ -171,6 +173,7 @@ class ClientSession final : public ServerLessee {
   void release_on_close();
   bool flush_forward();  // true: written at once (no completion callback follows)
   void send_own(std::vector<std::byte> bytes);
+  bool own_replies_full() const { return own_bytes_ >= config_->limits.max_client_buffer; }
   void send_error(const ProxyError& e, bool with_ready);
   void protocol_error(std::string message);
   void close_for_shutdown();
@@ -179,6 +182,7 @@ class ClientSession final : public ServerLessee {
 
   // client_routing.cpp
   Intent transaction_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h);
+  TextRoute text_route(std::string_view sql);  // quick_classify, then the classifier
   void route_and_acquire(Intent intent);
   void acquire_from(PoolShard& pool);
   void fail_route(ProxyError e);
@@ -276,6 +280,14 @@ class ClientSession final : public ServerLessee {
   ParamList defaults_;         // its non-reported startup settings
   uint64_t defaults_fp_ = 0;
   ClientStatements statements_;
+  // The route transaction_intent found for the Parse that heads the input, and that
+  // Parse's text length: handle_parse keeps it with the statement, so its Binds are not
+  // classified again. Reset with every transaction's first message and every refusal.
+  struct HeadParse {
+    TextRoute route = TextRoute::Unknown;
+    std::size_t query_size = 0;
+  } head_parse_;
+  std::size_t own_bytes_ = 0;  // bytes of replies pgsidecar wrote itself, not yet written out
   std::chrono::steady_clock::time_point last_activity_;
 };
 

@@ -1,16 +1,20 @@
 #include "proxy/session/client_statements.h"
 
 #include <cctype>
+#include <utility>
 
 namespace pgsidecar::proxy {
 
 ClientStatements::AddResult ClientStatements::add(std::string_view name, std::string_view query,
                                                   std::span<const std::byte> param_types_raw, int16_t param_count,
-                                                  bool sets_session_config) {
+                                                  bool sets_session_config, TextRoute route) {
   if (by_name_ == nullptr) by_name_ = std::make_unique<std::unordered_map<std::string, PreparedStatement>>();
   auto it = by_name_->find(std::string(name));
   if (it == by_name_->end() && by_name_->size() >= limit_) return AddResult::LimitReached;
-  PreparedStatement stmt{make_statement(query, param_types_raw, param_count), sets_session_config};
+  const std::size_t total = bytes_with(name, query);
+  if (total > byte_limit_) return AddResult::BytesLimitReached;
+  bytes_ = total;
+  PreparedStatement stmt{make_statement(query, param_types_raw, param_count), sets_session_config, route};
   if (it != by_name_->end()) {
     it->second = std::move(stmt);
     return AddResult::Replaced;
@@ -19,14 +23,28 @@ ClientStatements::AddResult ClientStatements::add(std::string_view name, std::st
   return AddResult::Added;
 }
 
+std::size_t ClientStatements::bytes_with(std::string_view name, std::string_view query) const {
+  std::size_t total = bytes_ + cost(name, query);
+  if (const PreparedStatement* old = find(name)) total -= cost(name, old->statement->query);
+  return total;
+}
+
 const PreparedStatement* ClientStatements::find(std::string_view name) const {
   if (by_name_ == nullptr) return nullptr;
   auto it = by_name_->find(std::string(name));
   return it == by_name_->end() ? nullptr : &it->second;
 }
 
+PreparedStatement* ClientStatements::find(std::string_view name) {
+  return const_cast<PreparedStatement*>(std::as_const(*this).find(name));
+}
+
 void ClientStatements::erase(std::string_view name) {
-  if (by_name_ != nullptr) by_name_->erase(std::string(name));
+  if (by_name_ == nullptr) return;
+  auto it = by_name_->find(std::string(name));
+  if (it == by_name_->end()) return;
+  bytes_ -= cost(name, it->second.statement->query);
+  by_name_->erase(it);
 }
 
 namespace {

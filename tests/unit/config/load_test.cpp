@@ -91,6 +91,8 @@ server_idle_timeout = "2m"
 server_lifetime = "1h"
 client_idle_timeout = "10m"
 max_prepared_statements = 200
+max_prepared_bytes_per_client = 65536
+max_statements_per_server = 50
 max_concurrent_logins = 8
 min_size = 2
 
@@ -167,6 +169,8 @@ fleet_max_connections = 30
   CHECK(d.server_lifetime == 1h);
   CHECK(d.client_idle_timeout == 10min);
   CHECK(d.max_prepared_statements == 200);
+  CHECK(d.max_prepared_bytes_per_client == 65536);
+  CHECK(d.max_statements_per_server == 50);
   CHECK(d.max_concurrent_logins == 8);
   CHECK(d.min_size == 2);
 
@@ -226,6 +230,9 @@ TEST_CASE("a minimal config gets the documented defaults") {
   CHECK(cfg->pool_defaults.server_lifetime == 3600s);
   CHECK(cfg->pool_defaults.client_idle_timeout == 0s);
   CHECK(cfg->pool_defaults.max_prepared_statements == 1000);
+  CHECK(cfg->pool_defaults.max_prepared_bytes_per_client == 16 * 1024 * 1024);
+  CHECK(cfg->pool_defaults.max_statements_per_server == 1000);
+  CHECK(cfg->limits.max_client_buffer == 16u * 1024 * 1024);
   CHECK(cfg->pool_defaults.max_concurrent_logins == 4);
   CHECK(cfg->pool_defaults.min_size == 1);
   CHECK(cfg->health.interval == 500ms);

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "protocol/wire.h"
@@ -140,7 +141,58 @@ TEST_CASE("a ClientStatements limit of 0 refuses every statement") {
   CHECK(s.find("a") == nullptr);
 }
 
+TEST_CASE("ClientStatements counts name and text bytes and refuses a Parse past its byte limit") {
+  ClientStatements s(100, 40);
+  CHECK(add(s, "a", "SELECT 1234567890") == ClientStatements::AddResult::Added);  // 1 + 17
+  CHECK(s.bytes() == 18);
+  CHECK(s.bytes_with("b", "SELECT 12345678901234") == 40);
+  CHECK(add(s, "b", "SELECT 123456789012345") == ClientStatements::AddResult::BytesLimitReached);
+  CHECK(s.find("b") == nullptr);
+  CHECK(s.bytes() == 18);
+  CHECK(add(s, "b", "SELECT 12345678901234") == ClientStatements::AddResult::Added);  // exactly 40
+  // Replacing counts the new text instead of the old one.
+  CHECK(add(s, "a", "SELECT 1") == ClientStatements::AddResult::Replaced);
+  CHECK(s.bytes() == 31);
+  s.erase("b");
+  CHECK(s.bytes() == 9);
+  s.clear();
+  CHECK(s.bytes() == 0);
+}
+
+TEST_CASE("a statement keeps the route it was classified with") {
+  ClientStatements s(10);
+  CHECK(s.add("a", "WITH x AS (SELECT 1) SELECT * FROM x", {}, 0, false, TextRoute::Read) ==
+        ClientStatements::AddResult::Added);
+  CHECK(s.find("a")->route == TextRoute::Read);
+  add(s, "b", "SELECT 1");
+  PreparedStatement* b = s.find("b");
+  REQUIRE(b != nullptr);
+  CHECK(b->route == TextRoute::Unknown);
+  b->route = TextRoute::Write;
+  CHECK(std::as_const(s).find("b")->route == TextRoute::Write);
+}
+
 // ---- ServerStatements ----------------------------------------------------------------
+
+TEST_CASE("ServerStatements names the least recently used statement; a use or a Parse renews one") {
+  ServerStatements s;
+  CHECK(s.least_recently_used().empty());
+  const StatementRef one = make_statement("SELECT 1", {}, 0);
+  const StatementRef two = make_statement("SELECT 2", {}, 0);
+  s.set("s1", one);
+  s.set("s2", two);
+  s.set_unknown("s3");
+  CHECK(s.least_recently_used() == "s1");
+  CHECK(s.use("s1", *one));
+  CHECK(s.least_recently_used() == "s2");
+  CHECK_FALSE(s.use("s2", *one));  // another statement: not a use
+  CHECK_FALSE(s.use("s3", *one));  // unknown: never anyone's
+  CHECK(s.least_recently_used() == "s2");
+  s.set("s2", two);
+  CHECK(s.least_recently_used() == "s3");
+  s.erase("s3");
+  CHECK(s.least_recently_used() == "s1");
+}
 
 TEST_CASE("ServerStatements maps a name to the statement prepared under it, nullptr when none") {
   ServerStatements s;
