@@ -407,7 +407,7 @@ void App::route_cancel(int32_t virtual_pid, int32_t secret, std::function<void()
       return;
     }
     log_info("cancel_forwarded").kv("worker", w->id()).kv("session", static_cast<long long>(s->id()));
-    send_cancel_request(w->loop(), server->pool().address(), server->backend_pid(), server->backend_secret(),
+    send_cancel_request(w->loop(), server->pool().address(), server->pool().tls(), server->backend_pid(), server->backend_secret(),
                         std::move(done));
   });
 }

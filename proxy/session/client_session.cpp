@@ -247,7 +247,7 @@ void ClientSession::finish_pass() {
 void ClientSession::send_own(std::vector<std::byte> bytes) {
   if (closed()) return;
   ++own_writes_;
-  write_owned(stream_.stream, std::move(bytes), [this](int) {
+  write_owned(client_stream(), std::move(bytes), [this](int) {
     --own_writes_;
     if (phase_ == ClientPhase::Failing && own_writes_ == 0) close("closed after error");
     maybe_free();
