@@ -63,6 +63,10 @@ struct ServerAddress {
   std::string user;      // empty: the client's user (else a forced user for every client)
   std::string password;  // only with user
   std::string sslmode;   // empty when the URL does not say
+  // The server authentication methods allowed (require_auth=, as libpq 16 spells it:
+  // a comma list of password, md5, scram-sha-256, none). Empty: password (over TLS only),
+  // md5 and scram-sha-256, but never none (docs/tls.md).
+  std::string require_auth;
   // Every other conninfo option the URL carried (application_name, options, ...).
   std::map<std::string, std::string> options;
 };

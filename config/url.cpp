@@ -77,6 +77,50 @@ std::string hide_password(std::string message, std::string_view url) {
   return message;
 }
 
+// libpq 15 refuses parameters it does not know: take require_auth= out of the query
+// before it parses the rest (its value still percent-encoded, decoded here).
+bool take_require_auth(std::string& text, std::string& value, std::string& error) {
+  const std::size_t query = text.find('?');
+  if (query == std::string::npos) return true;
+  std::size_t at = query + 1;
+  while (at < text.size()) {
+    const std::size_t end = std::min(text.find('&', at), text.size());
+    const std::string_view param = std::string_view(text).substr(at, end - at);
+    if (param.starts_with("require_auth=")) {
+      const std::string_view raw = param.substr(std::string_view("require_auth=").size());
+      value.clear();
+      for (std::size_t i = 0; i < raw.size(); ++i) {
+        unsigned byte = 0;
+        if (raw[i] == '%' && i + 2 < raw.size() &&
+            std::from_chars(raw.data() + i + 1, raw.data() + i + 3, byte, 16).ptr == raw.data() + i + 3) {
+          value.push_back(static_cast<char>(byte));
+          i += 2;
+        } else {
+          value.push_back(raw[i]);
+        }
+      }
+      // Drop the parameter and one separator beside it.
+      const std::size_t from = at - 1;  // its '?' or '&'
+      if (text[from] == '?' && end < text.size()) text.erase(at, end + 1 - at);
+      else text.erase(from, end - from);
+      std::size_t start = 0;
+      while (start <= value.size()) {
+        const std::size_t comma = std::min(value.find(',', start), value.size());
+        const std::string_view method = std::string_view(value).substr(start, comma - start);
+        if (method != "password" && method != "md5" && method != "scram-sha-256" && method != "none") {
+          error = "invalid require_auth method \"" + std::string(method) +
+                  "\" (expected a comma list of password, md5, scram-sha-256, none)";
+          return false;
+        }
+        start = comma + 1;
+      }
+      return true;
+    }
+    at = end + 1;
+  }
+  return true;
+}
+
 }  // namespace
 
 bool parse_server_url(std::string_view url, ServerAddress& out, std::string& error) {
@@ -84,7 +128,9 @@ bool parse_server_url(std::string_view url, ServerAddress& out, std::string& err
     error = "expected a postgres:// or postgresql:// URL";
     return false;
   }
-  const std::string text(url);
+  std::string text(url);
+  std::string require_auth;
+  if (!take_require_auth(text, require_auth, error)) return false;
   if (text.find('\0') != std::string::npos) {
     error = "expected a postgres:// URL: it contains a NUL character";
     return false;
@@ -99,7 +145,8 @@ bool parse_server_url(std::string_view url, ServerAddress& out, std::string& err
   }
 
   ServerAddress parsed;
-  parsed.url = text;
+  parsed.url = std::string(url);
+  parsed.require_auth = require_auth;
   std::string host, hostaddr, port;
   for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
     if (o->val == nullptr) continue;
@@ -146,6 +193,11 @@ bool parse_server_url(std::string_view url, ServerAddress& out, std::string& err
       return false;
     }
   }
+  if (const auto cb = parsed.options.find("channel_binding"); cb != parsed.options.end() &&
+      cb->second != "disable" && cb->second != "prefer" && cb->second != "require") {
+    error = "invalid channel_binding \"" + cb->second + "\" (expected disable, prefer or require)";
+    return false;
+  }
   out = std::move(parsed);
   return true;
 }
@@ -171,6 +223,7 @@ std::string redacted_url(const ServerAddress& a) {
   };
   if (name != a.options.end()) param("hostaddr", a.host);
   if (!a.sslmode.empty()) param("sslmode", a.sslmode);
+  if (!a.require_auth.empty()) param("require_auth", a.require_auth);
   for (const auto& [k, v] : a.options)
     if (k != "host") param(k, v);
   return s;

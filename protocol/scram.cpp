@@ -551,12 +551,17 @@ bool ScramServer::handle_client_final(std::string_view client_final, std::string
 ScramClient::ScramClient(std::string password, NonceSource nonce, std::string user)
     : password_(std::move(password)), nonce_(std::move(nonce)), user_(std::move(user)) {}
 
+void ScramClient::set_channel_binding(char flag, std::string data) {
+  gs2_header_ = flag == 'p' ? "p=tls-server-end-point,," : flag == 'y' ? "y,," : "n,,";
+  binding_data_ = flag == 'p' ? std::move(data) : std::string();
+}
+
 std::string ScramClient::client_first() {
   client_nonce_ = next_nonce(nonce_);
   if (!is_valid_nonce(client_nonce_)) client_nonce_.clear();  // reported by handle_server_first
   client_first_message_bare_ = "n=" + escape_saslname(user_) + ",r=" + client_nonce_;
   step_ = Step::ExpectServerFirst;
-  return "n,," + client_first_message_bare_;
+  return gs2_header_ + client_first_message_bare_;
 }
 
 bool ScramClient::handle_server_first(std::string_view server_first, std::string& client_final,
@@ -578,8 +583,11 @@ bool ScramClient::handle_server_first(std::string_view server_first, std::string
   OPENSSL_cleanse(password_.data(), password_.size());
   password_.clear();
 
-  // "biws" is base64("n,,"): we never ask for channel binding.
-  const std::string without_proof = "c=biws,r=" + std::string(message.nonce);
+  // c= carries the GS2 header and, under SCRAM-SHA-256-PLUS, the channel binding data.
+  const std::string binding = gs2_header_ + binding_data_;
+  const std::string without_proof =
+      "c=" + base64_encode(reinterpret_cast<const unsigned char*>(binding.data()), binding.size()) +
+      ",r=" + std::string(message.nonce);
   const std::string auth_message =
       make_auth_message(client_first_message_bare_, server_first, without_proof);
   const Key proof = xor_keys(keys.client_key, hmac_sha256(keys.stored_key, auth_message));

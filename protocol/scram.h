@@ -106,6 +106,11 @@ class ScramClient {
   // normally left empty, as libpq does.
   explicit ScramClient(std::string password, NonceSource nonce = {}, std::string user = {});
 
+  // Before client_first (RFC 5802 section 6, RFC 5929): "p" binds the exchange to the TLS
+  // session with tls-server-end-point `data` (the mechanism is SCRAM-SHA-256-PLUS); "y"
+  // says the client could bind but the server offered no PLUS. Without a call: "n".
+  void set_channel_binding(char flag, std::string data = {});
+
   // The SASLInitialResponse payload: "n,,n=<user>,r=<nonce>", normally "n,,n=,r=<nonce>".
   std::string client_first();
 
@@ -133,6 +138,8 @@ class ScramClient {
   Step step_ = Step::Start;
   std::string client_nonce_;
   std::string client_first_message_bare_;
+  std::string gs2_header_ = "n,,";
+  std::string binding_data_;
   std::array<unsigned char, 32> expected_server_signature_{};
 };
 

@@ -83,6 +83,8 @@ constexpr std::array kTable{
     Entry{ServerNeedsPassword, sqlstate::kSqlserverRejectedEstablishmentOfSqlconnection, E,
           "server asked for a password for user \"{}\", but no plain-text server password is configured"},
     Entry{ServerAuthFailed, sqlstate::kSqlserverRejectedEstablishmentOfSqlconnection, E, "{}"},
+    Entry{ServerTlsFailed, sqlstate::kSqlclientUnableToEstablishSqlconnection, E, "TLS with server {} failed: {}"},
+    Entry{ServerAuthRefused, sqlstate::kSqlclientUnableToEstablishSqlconnection, E, "{}"},
     Entry{AdminUnknownCommand, sqlstate::kSyntaxError, E,
           "unknown admin command \"{}\"; try SHOW HEALTH | POOLS | DATABASES | STATS | SERVERS | CLIENTS | CONFIG | "
           "LISTS | VERSION | LATENCY, PAUSE db, RESUME db, RELOAD, KILL db, SWITCHOVER db TO 'postgres://...', "

@@ -52,6 +52,8 @@ enum class ProxyErrc : uint8_t {
   ServerProtocolViolation,    // {what}
   ServerNeedsPassword,        // {user}
   ServerAuthFailed,           // {what}
+  ServerTlsFailed,            // {host:port} {reason}
+  ServerAuthRefused,          // {what}: the URL's require_auth, channel_binding or sslmode forbids it
   // The admin console.
   AdminUnknownCommand,        // {command}
   AdminBadArgument,           // {what}

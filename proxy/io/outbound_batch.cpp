@@ -25,7 +25,7 @@ void OutboundBatch::commit_injected() {
   bytes_ += n;
 }
 
-OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_write_cb cb, Input input) {
+OutboundBatch::Flush OutboundBatch::flush(io::Sink dest, void* owner, uv_write_cb cb, Input input) {
   bufs_.clear();
   for (const Slice& s : slices_) {
     const std::byte* base = s.input != nullptr ? s.input : injected_.data() + s.offset;
@@ -37,8 +37,21 @@ OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_wri
     error_ = error;
     return Flush::Failed;
   };
+  if (dest.tls != nullptr) {
+    req_.data = owner;
+    switch (dest.tls->write(bufs_.data(), static_cast<unsigned>(bufs_.size()), &req_, cb)) {
+      case io::TlsStream::Write::Sent:
+        complete();
+        return Flush::Sent;
+      case io::TlsStream::Write::Queued:
+        in_flight_ = true;
+        return Flush::Queued;
+      case io::TlsStream::Write::Failed:
+        return failed(UV_EPROTO);
+    }
+  }
   // uv_try_write refuses (UV_EAGAIN) while earlier writes are queued, so order holds.
-  const int written = uv_try_write(dest, bufs_.data(), static_cast<unsigned>(bufs_.size()));
+  const int written = uv_try_write(dest.stream, bufs_.data(), static_cast<unsigned>(bufs_.size()));
   if (written < 0 && written != UV_EAGAIN) return failed(written);
   std::size_t skip = written > 0 ? static_cast<std::size_t>(written) : 0;
   if (skip == bytes_) {
@@ -63,7 +76,7 @@ OutboundBatch::Flush OutboundBatch::flush(uv_stream_t* dest, void* owner, uv_wri
   }
   req_.data = owner;
   in_flight_ = true;
-  const int rc = uv_write(&req_, dest, bufs_.data() + first, static_cast<unsigned>(bufs_.size() - first), cb);
+  const int rc = uv_write(&req_, dest.stream, bufs_.data() + first, static_cast<unsigned>(bufs_.size() - first), cb);
   return rc != 0 ? failed(rc) : Flush::Queued;
 }
 

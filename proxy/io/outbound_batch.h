@@ -17,6 +17,8 @@
 #include <memory>
 #include <vector>
 
+#include "proxy/io/tls_stream.h"
+
 namespace pgsidecar::proxy {
 
 class OutboundBatch {
@@ -39,7 +41,8 @@ class OutboundBatch {
     Failed,  // the destination is broken (error() says why); the batch is complete()
   };
   enum class Input { Owned, Scratch };
-  Flush flush(uv_stream_t* dest, void* owner, uv_write_cb cb, Input input = Input::Owned);
+  // Over TLS the batch is encrypted at once (the ciphertext is queued, never the input).
+  Flush flush(io::Sink dest, void* owner, uv_write_cb cb, Input input = Input::Owned);
   int error() const { return error_; }
   // From the write callback: forget the batch so the input may be compacted.
   void complete();

@@ -10,9 +10,11 @@
 #include <functional>
 #include <vector>
 
+#include "proxy/io/tls_stream.h"
+
 namespace pgsidecar::proxy {
 
 // done(status) runs exactly once, also when the write fails or is cancelled.
-void write_owned(uv_stream_t* dest, std::vector<std::byte> bytes, std::function<void(int)> done);
+void write_owned(io::Sink dest, std::vector<std::byte> bytes, std::function<void(int)> done);
 
 }  // namespace pgsidecar::proxy

@@ -18,7 +18,8 @@ PoolShard::PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& 
       key_(std::move(key)),
       config_(std::move(config)),
       db_(db),
-      limits_(std::move(limits)) {
+      limits_(std::move(limits)),
+      tls_(server) {
   // DESIGN: a URL that names a user forces that login for every client of the entry.
   const config::ServerAddress& a = server;
   target_.host = a.host;
@@ -40,6 +41,7 @@ PoolShard::PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& 
   if (!resolve_server_address(target_, address_, address_error_)) {
     log_error("server_address_unresolved").kv("database", db.name).kv("error", address_error_);
   }
+  if (!tls_.error().empty()) log_error("server_tls_unusable").kv("database", db.name).kv("error", tls_.error());
 }
 
 PoolShard::~PoolShard() {

@@ -22,6 +22,7 @@
 #include "proxy/pooling/release_kind.h"
 #include "proxy/pooling/runtime_services.h"
 #include "proxy/pooling/server_address.h"
+#include "proxy/pooling/server_tls.h"
 #include "proxy/pooling/server_lessee.h"
 
 namespace pgsidecar::proxy {
@@ -56,6 +57,7 @@ class PoolShard {
   const config::Config& config() const { return *config_; }
   const ServerTarget& target() const { return target_; }
   const ResolvedAddress& address() const { return address_; }
+  const ServerTls& tls() const { return tls_; }
   PoolLimits& limits() { return *limits_; }
   io::Loop& loop() { return loop_; }
   PoolMetrics& metrics() { return metrics_; }
@@ -126,6 +128,7 @@ class PoolShard {
   ResolvedAddress address_;
   std::string address_error_;  // non-empty: the host did not resolve
   std::shared_ptr<PoolLimits> limits_;
+  ServerTls tls_;  // the URL's sslmode, certificates and authentication policy
   RingQueue<Waiter> waiters_;
   std::vector<ServerConn*> idle_;  // most recently used last
   struct Owned {

@@ -118,7 +118,7 @@ void ServerConn::on_connect(uv_connect_t* req, int status) {
         make_error(ProxyErrc::ServerConnectFailed, {t.host + ":" + std::to_string(t.port), uv_strerror(status)}));
     return;
   }
-  self->start_login();
+  self->ask_for_tls();
 }
 
 void ServerConn::on_connect_timeout(uv_timer_t* t) {
@@ -131,17 +131,22 @@ void ServerConn::on_connect_timeout(uv_timer_t* t) {
                                    std::to_string(self->pool_.settings().server_connect_timeout.count()) + " ms"}));
 }
 
-void ServerConn::start_login() {
-  set_state(ServerState::LoggingIn, "connected");
-  login_ = std::make_unique<ServerLogin>(pool_.target());
-  send_own(login_->startup_message());
+void ServerConn::start_reading() {
+  if (reading_) return;
   reading_ = true;
   uv_read_start(stream_.stream, &ServerConn::on_alloc, &ServerConn::on_read);
 }
 
+void ServerConn::start_login() {
+  set_state(ServerState::LoggingIn, "connected");
+  login_ = std::make_unique<ServerLogin>(pool_.target(), pool_.tls().auth(), tls_.get());
+  send_own(login_->startup_message());
+  start_reading();
+}
+
 void ServerConn::send_own(std::vector<std::byte> bytes) {
   ++own_writes_;
-  write_owned(stream_.stream, std::move(bytes), [this](int) {
+  write_owned(stream(), std::move(bytes), [this](int) {
     --own_writes_;
     maybe_free();
   });
@@ -196,7 +201,8 @@ void ServerConn::maybe_free() {
 
 void ServerConn::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* self = static_cast<ServerConn*>(h->data);
-  *buf = self->input_.free_space();
+  // Ciphertext goes to the TLS session's read BIO at once: the loop's scratch space will do.
+  *buf = self->tls_ != nullptr ? self->loop_.buffers().scratch() : self->input_.free_space();
 }
 
 void ServerConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
@@ -206,7 +212,7 @@ void ServerConn::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
   loop.run_deferred();
 }
 
-void ServerConn::read(ssize_t nread, const uv_buf_t*) {
+void ServerConn::read(ssize_t nread, const uv_buf_t* buf) {
   if (nread == UV_ENOBUFS || nread == 0) return;
   if (nread < 0) {
     if (logging_in()) {
@@ -219,14 +225,22 @@ void ServerConn::read(ssize_t nread, const uv_buf_t*) {
                 nread == UV_EOF ? "server closed the connection" : uv_strerror(static_cast<int>(nread)));
     return;
   }
+  if (tls_ != nullptr) {
+    tls_->received(buf->base, static_cast<std::size_t>(nread));
+    drain_tls();
+    return;
+  }
   input_.commit(static_cast<std::size_t>(nread));
+  if (tls_step_ == TlsStep::AwaitingAnswer) {
+    answer_to_tls();
+    return;
+  }
   process_input();
 }
 
 void ServerConn::resume_reading() {
-  if (closing() || reading_ || !stream_.initialised()) return;
-  reading_ = true;
-  uv_read_start(stream_.stream, &ServerConn::on_alloc, &ServerConn::on_read);
+  if (closing() || !stream_.initialised()) return;
+  start_reading();
 }
 
 void ServerConn::process_input() {
@@ -400,6 +414,8 @@ void ServerConn::on_forward_written(uv_write_t* req, int) {
     self->maybe_free();
   } else {
     self->process_input();
+    // Plaintext that did not fit before waits in the TLS session, not in the socket.
+    if (self->tls_ != nullptr && !self->closing()) self->drain_tls();
   }
   loop.run_deferred();
 }

@@ -27,6 +27,7 @@
 #include "proxy/io/input_buffer.h"
 #include "proxy/io/loop.h"
 #include "proxy/io/outbound_batch.h"
+#include "proxy/io/tls_stream.h"
 #include "proxy/io/uv_handle.h"
 #include "proxy/pooling/parameters.h"
 #include "proxy/pooling/pool_metrics.h"
@@ -55,7 +56,7 @@ struct SessionLeftovers {
 };
 
 enum class ServerState {
-  Connecting,     // TCP connect in progress; nothing sent
+  Connecting,     // TCP connect, then (tls_step_) SSLRequest and TLS handshake; no login sent
   LoggingIn,      // StartupMessage sent; authentication and ParameterStatus in progress
   Idle,           // last ReadyForQuery was 'I'; in the pool's idle list
   Active,         // leased to a session; bytes flow both ways
@@ -81,7 +82,8 @@ class ServerConn {
   bool leased_or_resetting() const { return state_ == ServerState::Active || state_ == ServerState::Resetting; }
   PoolShard& pool() { return pool_; }
   const ServerLessee* lessee() const { return session_; }
-  uv_stream_t* stream() { return stream_.stream; }
+  io::Sink stream() { return {stream_.stream, tls_.get()}; }
+  bool encrypted() const { return tls_ != nullptr; }
   int32_t backend_pid() const { return backend_pid_; }
   int32_t backend_secret() const { return backend_secret_; }
   char transaction_status() const { return tx_status_; }
@@ -168,6 +170,10 @@ class ServerConn {
   static void on_last_handle_closed(void* self);
 
   void set_state(ServerState next, const char* why);
+  void start_reading();
+  void ask_for_tls();         // SSLRequest, or straight to the login when the URL does not want TLS
+  void answer_to_tls();       // the server's one-byte answer: 'S' handshake, 'N' plain or refuse
+  void drain_tls();           // handshake, then decrypt into input_ while there is room
   void start_login();
   void process_input();
   bool process_login();  // false when the connection closed
@@ -205,9 +211,15 @@ class ServerConn {
   bool cancel_in_flight_ = false;
   std::optional<ReleaseKind> held_release_;
 
+  // TLS toward the server: None before asking (and on plain connections), AwaitingAnswer
+  // once SSLRequest is sent, Handshaking after its 'S'; None again once established.
+  enum class TlsStep : uint8_t { None, AwaitingAnswer, Handshaking };
+  TlsStep tls_step_ = TlsStep::None;
+  std::unique_ptr<io::TlsStream> tls_;  // null: plain
+
   InputBuffer input_;
   OutboundBatch forward_;           // to the leasing session's client
-  uv_stream_t* forward_dest_ = nullptr;
+  io::Sink forward_dest_;
   std::size_t passthrough_ = 0;     // bytes of a streaming message still to forward
   std::size_t skip_ = 0;            // bytes of a swallowed streaming message still to drop
 

@@ -6,6 +6,8 @@
 
 #include "proxy/pooling/layer.h"
 
+#include "proxy/io/tls_stream.h"
+
 #include <uv.h>
 
 #include <string_view>
@@ -21,7 +23,7 @@ class ServerLessee {
  public:
   virtual SessionId lessee_id() const = 0;
   // Where the server's replies go.
-  virtual uv_stream_t* client_stream() = 0;
+  virtual io::Sink client_stream() = 0;
 
   // From the pool: `server` is now leased to this session (it waited in the queue).
   virtual void on_server_assigned(ServerConn& server) = 0;

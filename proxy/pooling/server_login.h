@@ -1,5 +1,7 @@
 // The client side of logging into a server: answers the server's authentication request
-// (cleartext password, MD5 or SCRAM-SHA-256) with the pool's server credentials. The
+// (cleartext password, MD5, SCRAM-SHA-256 or SCRAM-SHA-256-PLUS) with the pool's server
+// credentials, within what the URL allows (ServerAuthPolicy): never a cleartext password
+// without TLS, never a login without authentication unless require_auth says none. The
 // server connection feeds it each Authentication message; everything else of the login
 // (ParameterStatus, BackendKeyData, ReadyForQuery) is the connection's own business.
 #pragma once
@@ -13,13 +15,17 @@
 
 #include "protocol/scram.h"
 #include "proxy/core/errors.h"
+#include "proxy/io/tls_stream.h"
 #include "proxy/pooling/server_address.h"
+#include "proxy/pooling/server_tls.h"
 
 namespace pgsidecar::proxy {
 
 class ServerLogin {
  public:
-  explicit ServerLogin(const ServerTarget& target) : target_(target) {}
+  // `tls`: the established TLS session, or null on a plain connection.
+  ServerLogin(const ServerTarget& target, const ServerAuthPolicy& policy, io::TlsStream* tls)
+      : target_(target), policy_(policy), tls_(tls) {}
 
   // The StartupMessage that opens the login.
   std::vector<std::byte> startup_message() const;
@@ -34,9 +40,16 @@ class ServerLogin {
 
  private:
   Step fail(ProxyError& error, ProxyErrc code, std::string what);
+  Step start_scram(std::span<const std::byte> mechanisms, std::vector<std::byte>& reply, ProxyError& error);
+  // A refusal of the URL's policy, or "" when `method` may be answered.
+  std::string refused(std::string_view method, bool allowed) const;
 
   const ServerTarget& target_;
+  const ServerAuthPolicy& policy_;
+  io::TlsStream* tls_;
   std::unique_ptr<protocol::ScramClient> scram_;
+  bool bound_ = false;          // SCRAM-SHA-256-PLUS chosen
+  bool authenticated_ = false;  // a method ran to its end (SCRAM verified, or a password sent)
 };
 
 }  // namespace pgsidecar::proxy

@@ -121,6 +121,25 @@ bool Prober::connect(std::chrono::steady_clock::time_point deadline, std::string
     keys.push_back("sslmode");
     values.push_back(address_.sslmode.c_str());
   }
+  // hostaddr= with a host name beside it: libpq checks the certificate against the name.
+  if (const auto name = address_.options.find("host"); name != address_.options.end()) {
+    values[0] = name->second.c_str();
+    keys.push_back("hostaddr");
+    values.push_back(address_.host.c_str());
+  }
+  // libpq 16 and later take the URL's require_auth; libpq 15 knows none (docs/tls.md).
+  if (!address_.require_auth.empty() && PQlibVersion() >= 160000) {
+    keys.push_back("require_auth");
+    values.push_back(address_.require_auth.c_str());
+  }
+  // The URL's TLS settings, as the pool's connections use them.
+  for (const char* key : {"sslrootcert", "sslcert", "sslkey", "sslcrl", "sslsni", "channel_binding",
+                          "ssl_min_protocol_version", "ssl_max_protocol_version"}) {
+    const auto it = address_.options.find(key);
+    if (it == address_.options.end()) continue;
+    keys.push_back(key);
+    values.push_back(it->second.c_str());
+  }
   keys.push_back(nullptr);
   values.push_back(nullptr);
   conn_ = PQconnectStartParams(keys.data(), values.data(), 0);

@@ -415,7 +415,7 @@ void App::route_cancel(int32_t virtual_pid, int32_t secret, std::function<void()
     log_info("cancel_forwarded").kv("worker", w->id()).kv("session", static_cast<long long>(s->id()));
     server->cancel_sent();
     PoolShard* pool = &server->pool();
-    send_cancel_request(w->loop(), pool->address(), server->backend_pid(), server->backend_secret(),
+    send_cancel_request(w->loop(), pool->address(), pool->tls(), server->backend_pid(), server->backend_secret(),
                         [pool, id = server->id(), done = std::move(done)] {
                           if (ServerConn* target = pool->find_server(id)) target->cancel_done();
                           done();

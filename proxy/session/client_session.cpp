@@ -242,7 +242,7 @@ void ClientSession::finish_pass() {
 
 void ClientSession::send_own(std::vector<std::byte> bytes) {
   if (closed()) return;
-  if (login_ != nullptr && stream_.stream->write_queue_size + bytes.size() > kMaxLoginReplyBytes) {
+  if (login_ != nullptr && own_bytes_ + bytes.size() > kMaxLoginReplyBytes) {
     // Before login every reply answers a message of the client's: one that sends and
     // never reads gets its connection closed, not a growing queue.
     log_info("client_not_reading").kv("worker", host_.loop().id()).kv("session", static_cast<long long>(id_));
@@ -252,7 +252,7 @@ void ClientSession::send_own(std::vector<std::byte> bytes) {
   ++own_writes_;
   const std::size_t n = bytes.size();
   own_bytes_ += n;
-  write_owned(stream_.stream, std::move(bytes), [this, n](int) {
+  write_owned(client_stream(), std::move(bytes), [this, n](int) {
     --own_writes_;
     const bool was_full = own_replies_full();
     own_bytes_ -= n;

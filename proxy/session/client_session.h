@@ -111,7 +111,7 @@ class ClientSession final : public ServerLessee {
 
   // ServerLessee: from the pool and the leased server connection.
   SessionId lessee_id() const override { return id_; }
-  uv_stream_t* client_stream() override { return stream_.stream; }
+  io::Sink client_stream() override { return {stream_.stream, tls_.get()}; }
   void on_server_assigned(ServerConn& server) override;
   void on_server_unavailable(const ProxyError& why) override;
   void on_server_lost(std::string_view reason) override;
@@ -201,6 +201,7 @@ class ClientSession final : public ServerLessee {
 
   io::HandleGroup handles_;
   io::Stream stream_;
+  std::unique_ptr<io::TlsStream> tls_;  // null: plain (docs/tls.md)
   int own_writes_ = 0;
   bool reading_ = false;  // uv_read_start is in effect
 
@@ -209,7 +210,7 @@ class ClientSession final : public ServerLessee {
   OutboundBatch& forward();        // takes one when there is none
   bool write_in_flight() const { return forward_ != nullptr && forward_->in_flight(); }
   bool forward_empty() const { return forward_ == nullptr || forward_->empty(); }
-  uv_stream_t* forward_dest_ = nullptr;
+  io::Sink forward_dest_;
   std::size_t passthrough_ = 0;    // bytes of a streaming message still to forward
   std::size_t discard_ = 0;        // bytes of a refused request's message still to drop
 

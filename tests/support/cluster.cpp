@@ -183,6 +183,15 @@ void Cluster::start_green() {
 
 void Cluster::stop_green() { run("stop-green"); }
 
+void Cluster::start_tls() {
+  run("start-tls");
+  load_env_file();  // cluster.sh wrote TLS_PORT and TLS_DIR into it
+}
+
+int Cluster::tls_port() const { return parse_port(value("TLS_PORT"), "TLS_PORT"); }
+
+std::string Cluster::tls_file(std::string_view name) const { return value("TLS_DIR") + "/" + std::string(name); }
+
 StopGreenOnExit::~StopGreenOnExit() {
   try {
     cluster_.stop_green();

@@ -72,6 +72,13 @@ class Cluster {
                              std::string_view database = {}) const;
   std::string green_url(std::string_view user = {}) const;
 
+  // An independent server with ssl = on and a test CA (cluster.sh start-tls), made on the
+  // first call and kept running until the cluster stops; re-reads the env file.
+  void start_tls();
+  int tls_port() const;  // throws std::out_of_range before start_tls()
+  // A file the harness made: ca.crt, other-ca.crt, server.crt/key, client.crt/key.
+  std::string tls_file(std::string_view name) const;
+
   // True once the replica has replayed everything the primary had written when called;
   // false after timeout, or when either server does not answer.
   bool wait_replica_caught_up(std::chrono::milliseconds timeout = std::chrono::seconds(30)) const;

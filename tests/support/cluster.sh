@@ -18,6 +18,14 @@
 #                                   use, kept until stop), the app role and database as on
 #                                   the primary; adds GREEN_PORT and GREEN_LOG to STATE_DIR/env
 #   cluster.sh stop-green STATE_DIR fast shutdown of green; its data directory stays
+#   cluster.sh start-tls STATE_DIR  an independent server with ssl = on, made on first use
+#                                   like green: a test CA made with the openssl CLI, a server
+#                                   certificate for localhost and 127.0.0.1, a client
+#                                   certificate for the role certuser (hba: cert), a second CA that signed
+#                                   none of them; the app role and database as on the primary;
+#                                   plain connections still allowed. Adds TLS_PORT, TLS_DIR
+#                                   (ca.crt, server.crt/key, client.crt/key, other-ca.crt)
+#                                   and TLS_LOG to STATE_DIR/env
 #
 # PostgreSQL refuses to run as root, so as root the servers run as the system user
 # pgsidecar-test (created on first use). Every wait is bounded; a failure names what
@@ -28,6 +36,7 @@ readonly PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 readonly RUN_USER=pgsidecar-test
 readonly APP_USER=app APP_PASSWORD=app-secret DATABASE=app
 readonly SUPERUSER=harness SUPERUSER_PASSWORD=harness-secret
+readonly CERT_USER=certuser
 readonly REPLICATION_USER=replicator REPLICATION_PASSWORD=replicator-secret
 readonly SLOT=pgsidecar_replica
 readonly SERVER_TIMEOUT=60   # seconds for a server to start, stop, promote or catch up
@@ -263,7 +272,7 @@ destroy() {
   run=$STATE_DIR/run
   if [[ -d $run ]]; then
     run=$(realpath -- "$run")
-    for dir in "$run/green" "$run/replica" "$run/primary"; do
+    for dir in "$run/tls" "$run/green" "$run/replica" "$run/primary"; do
       if [[ -d $dir ]]; then
         stop_node "$dir" fast
       fi
@@ -550,6 +559,21 @@ set_env_value() {
   mv -f -- "$tmp" "$STATE_DIR/env"
 }
 
+# running_node_port DIR LOGFILE: the port of an independent node made before (green, tls),
+# started again if it stopped. Its old port may have been taken while it was down: then it
+# moves to another.
+running_node_port() {
+  local dir=$1 logfile=$2 port
+  port=$(node_port "$dir")
+  if ! node_running "$dir"; then
+    if port_in_use "$port" || ! start_node "$dir" "$logfile"; then
+      stop_node "$dir" immediate
+      port=$(start_on_free_port "$dir" "$logfile" "$PRIMARY_PORT $REPLICA_PORT" "")
+    fi
+  fi
+  echo "$port"
+}
+
 cmd_start_green() {
   load_env
   local dir=$RUN_DIR/green logfile=$RUN_DIR/green.log port statement
@@ -562,19 +586,78 @@ cmd_start_green() {
       "CREATE DATABASE $DATABASE OWNER $APP_USER"; do
       sql "$port" "$statement" >/dev/null || die "setup statement failed on green: $statement" "$logfile"
     done
-  elif node_running "$dir"; then
-    port=$(node_port "$dir")
   else
-    port=$(node_port "$dir")
-    # Its old port may have been taken while it was down: then it moves to another.
-    if port_in_use "$port" || ! start_node "$dir" "$logfile"; then
-      stop_node "$dir" immediate
-      port=$(start_on_free_port "$dir" "$logfile" "$PRIMARY_PORT $REPLICA_PORT" "")
-    fi
+    port=$(running_node_port "$dir" "$logfile")
   fi
   set_env_value GREEN_PORT "$port"
   set_env_value GREEN_LOG "$logfile"
   log "green 127.0.0.1:$port running"
+}
+
+# make_tls_files DIR: the test CA, server and client certificates, and an unrelated CA.
+make_tls_files() {
+  local dir=$1
+  mkdir -p -- "$dir"
+  (
+    cd -- "$dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=pgsidecar test CA" \
+      -keyout ca.key -out ca.crt 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=unrelated CA" \
+      -keyout other-ca.key -out other-ca.crt 2>/dev/null
+    local name subject ext
+    for name in server client; do
+      subject="/CN=localhost"
+      ext="subjectAltName=DNS:localhost,IP:127.0.0.1"
+      if [[ $name == client ]]; then
+        subject="/CN=$CERT_USER"
+        ext="extendedKeyUsage=clientAuth"
+      fi
+      openssl req -newkey rsa:2048 -nodes -subj "$subject" -keyout "$name.key" -out "$name.csr" 2>/dev/null
+      openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
+        -extfile <(echo "$ext") -out "$name.crt" 2>/dev/null
+    done
+    chmod 755 .
+    chmod 644 ./*.crt
+    chmod 600 ./*.key
+  ) || die "could not make the test certificates in $dir"
+}
+
+cmd_start_tls() {
+  load_env
+  local dir=$RUN_DIR/tls logfile=$RUN_DIR/tls.log files=$RUN_DIR/tls-files port statement
+  if [[ ! -f $dir/PG_VERSION ]]; then
+    as_pg rm -rf -- "$dir"
+    rm -rf -- "$files"
+    make_tls_files "$files"
+    init_node "$dir" "$RUN_DIR/tls-initdb.log"
+    as_pg tee "$dir/server.key" <"$files/server.key" >/dev/null
+    as_pg chmod 600 "$dir/server.key"
+    as_pg tee -a "$dir/postgresql.conf" >/dev/null <<EOF
+ssl = on
+ssl_cert_file = '$files/server.crt'
+ssl_key_file = 'server.key'
+ssl_ca_file = '$files/ca.crt'
+EOF
+    # CERT_USER logs in with a client certificate of the test CA alone.
+    as_pg tee "$dir/pg_hba.conf" >/dev/null <<EOF
+hostssl all          $CERT_USER  127.0.0.1/32  cert
+local   all          all                 scram-sha-256
+host    all          all   127.0.0.1/32  scram-sha-256
+EOF
+    port=$(start_on_free_port "$dir" "$logfile" "$PRIMARY_PORT $REPLICA_PORT" "")
+    for statement in \
+      "CREATE ROLE $APP_USER LOGIN CREATEDB PASSWORD '$APP_PASSWORD'" \
+      "CREATE ROLE $CERT_USER LOGIN" \
+      "CREATE DATABASE $DATABASE OWNER $APP_USER"; do
+      sql "$port" "$statement" >/dev/null || die "setup statement failed on the TLS server: $statement" "$logfile"
+    done
+  else
+    port=$(running_node_port "$dir" "$logfile")
+  fi
+  set_env_value TLS_PORT "$port"
+  set_env_value TLS_DIR "$files"
+  set_env_value TLS_LOG "$logfile"
+  log "TLS server 127.0.0.1:$port running; certificates in $files"
 }
 
 cmd_stop_green() {
@@ -587,6 +670,7 @@ case $COMMAND in
   start) take_lock; cmd_start ;;
   start-green) take_lock; cmd_start_green ;;
   stop-green) take_lock; cmd_stop_green ;;
+  start-tls) take_lock; cmd_start_tls ;;
   stop) take_lock; cmd_stop ;;
   status) cmd_status ;;
   env) load_env; cat -- "$STATE_DIR/env" ;;
