@@ -1,7 +1,8 @@
 // Limits on what a client can make pgsidecar hold (docs/security.md): before login, one
 // SSLRequest and one GSSENCRequest per connection, as PostgreSQL allows; a FATAL error
-// closes the connection even when the client does not read it; a client idle inside a
-// transaction loses it after idle_in_transaction_timeout.
+// closes the connection even when the client does not read it (nor a large result, which
+// pgsidecar does not buffer meanwhile); a client idle inside a transaction loses it after
+// idle_in_transaction_timeout.
 
 #include <doctest/doctest.h>
 
@@ -126,11 +127,16 @@ TEST_CASE("a FATAL error closes the connection even when the client does not rea
     return std::count_if(r.rows.begin(), r.rows.end(), [column](const auto& row) { return row[column] == "app"; });
   };
 
-  // A client asks for 200 MB and reads none of it: pgsidecar's write to it stays pending.
+  // A client asks for 200 MB and reads none of it: pgsidecar's write to it stays pending,
+  // and pgsidecar stops reading from the server meanwhile instead of buffering the result.
   Connection reader = connect_ok(app_conninfo(proxy, cluster));
+  const std::size_t rss_before = resident_bytes(proxy.pid());
   REQUIRE(PQsendQuery(reader.raw(), "SELECT repeat('x', 100000) FROM generate_series(1, 2000)") == 1);
   std::this_thread::sleep_for(1s);
   REQUIRE(app_clients() == 1);
+  const std::size_t rss_unread = resident_bytes(proxy.pid());
+  INFO("proxy RSS ", rss_before, " -> ", rss_unread, " bytes");
+  CHECK(rss_unread < rss_before + (16u << 20));
   const QueryResult killed = admin.exec("KILL app");
   REQUIRE_MESSAGE(killed.ok, killed.describe());
   // The FATAL waits behind the unread bytes; kFatalLinger (2 s) later the connection goes.

@@ -19,15 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using namespace pgsidecar::testing;
 
-// The proxy's resident memory in bytes, from /proc/<pid>/status.
-std::size_t resident_bytes(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
-  return 0;
-}
-
 // A frontend message: tag, Int32 length, body.
 void append_message(std::string& out, char tag, std::string_view body) {
   out += tag;

@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -135,6 +136,15 @@ inline std::string each_pool_mode() {
 inline std::string random_suffix() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   return std::to_string(rng() % 1000000000ULL);
+}
+
+// A process's resident memory in bytes, from /proc/<pid>/status; 0 when unknown.
+inline std::size_t resident_bytes(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  return 0;
 }
 
 inline double seconds_since(Clock::time_point t) {
