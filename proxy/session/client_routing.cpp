@@ -99,12 +99,13 @@ void ClientSession::route_and_acquire(Intent intent) {
   }
   if (!route_wait_.since) route_wait_.since = host_.loop().now();
   Route r = route_transaction(intent, *database_, *topology, retry_.avoid, rotation_++);
-  if (phase_ == ClientPhase::LoggingIn && r.kind != Route::Kind::Server) {
+  const bool replica_reads = database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
+  if (phase_ == ClientPhase::LoggingIn && r.kind != Route::Kind::Server && (replica_reads || r.kind == Route::Kind::Paused)) {
     // A login needs only the servers' parameters: in transaction mode (and during a
-    // pause) any pool's last ones will do. Otherwise it waits like a write.
+    // pause) any pool's last ones will do. Otherwise it waits like a write. With
+    // on_primary_down = "fail" it fails like any request.
     if ((!session_mode_ || r.kind == Route::Kind::Paused) && finish_login_from_cache(*topology)) return;
-    if (r.kind == Route::Kind::Fail && database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads)
-      r.kind = Route::Kind::WaitForPrimary;
+    if (r.kind == Route::Kind::Fail) r.kind = Route::Kind::WaitForPrimary;
   }
   switch (r.kind) {
     case Route::Kind::Server: {
