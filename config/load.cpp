@@ -52,12 +52,21 @@ constexpr std::string_view kPoolKeys[] = {"mode",
                                           "server_lifetime",
                                           "client_idle_timeout",
                                           "idle_in_transaction_timeout",
+                                          "query_timeout",
                                           "max_prepared_statements",
                                           "max_prepared_bytes_per_client",
                                           "max_statements_per_server",
                                           "max_concurrent_logins",
                                           "min_size"};
-constexpr std::string_view kHealthKeys[] = {"interval", "timeout", "failures_before_down", "successes_before_up"};
+constexpr std::string_view kHealthKeys[] = {"interval",
+                                            "timeout",
+                                            "failures_before_down",
+                                            "successes_before_up",
+                                            "suspect_after",
+                                            "tcp_user_timeout",
+                                            "tcp_keepalive_idle",
+                                            "tcp_keepalive_interval",
+                                            "tcp_keepalive_count"};
 constexpr std::string_view kDatabaseKeys[] = {"name",       "primary",         "replicas",
                                               "reads",      "on_primary_down", "write_wait",
                                               "max_replica_lag", "fleet_max_connections"};
@@ -476,6 +485,7 @@ PoolNodes read_pool(Reader& r, const toml::table& t, const std::string& p, PoolS
   r.duration(t, p, "server_lifetime", Zero::Allowed, s.server_lifetime);
   r.duration(t, p, "client_idle_timeout", Zero::Allowed, s.client_idle_timeout);
   r.duration(t, p, "idle_in_transaction_timeout", Zero::Allowed, s.idle_in_transaction_timeout);
+  r.duration(t, p, "query_timeout", Zero::Allowed, s.query_timeout);
   r.integer(t, p, "max_prepared_statements", 0, INT_MAX, s.max_prepared_statements);
   r.integer(t, p, "max_prepared_bytes_per_client", 1024, INT_MAX, s.max_prepared_bytes_per_client);
   r.integer(t, p, "max_statements_per_server", 1, INT_MAX, s.max_statements_per_server);
@@ -507,6 +517,11 @@ void read_health(Reader& r, const toml::table& t, Health& out) {
   r.duration(t, p, "timeout", Zero::Rejected, out.timeout);
   r.integer(t, p, "failures_before_down", 1, INT_MAX, out.failures_before_down);
   r.integer(t, p, "successes_before_up", 1, INT_MAX, out.successes_before_up);
+  r.duration(t, p, "suspect_after", Zero::Allowed, out.suspect_after);
+  r.duration(t, p, "tcp_user_timeout", Zero::Allowed, out.tcp_user_timeout);
+  r.duration(t, p, "tcp_keepalive_idle", Zero::Allowed, out.tcp_keepalive_idle);
+  r.duration(t, p, "tcp_keepalive_interval", Zero::Allowed, out.tcp_keepalive_interval);
+  r.integer(t, p, "tcp_keepalive_count", 1, INT_MAX, out.tcp_keepalive_count);
 }
 
 void read_database_name(Reader& r, const toml::table& t, const std::string& p, Database& d,

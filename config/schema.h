@@ -122,6 +122,10 @@ struct PoolSettings {
   // A client idle inside a transaction holds a server from everyone else: close it after
   // this long (25P03), its transaction rolled back. 0: never.
   Duration idle_in_transaction_timeout{0};
+  // A request (Query, or extended messages up to their Sync) that a server has not
+  // finished answering this long: its server connection is abandoned and the client gets
+  // FATAL 57014. 0: never.
+  Duration query_timeout{0};
   int max_prepared_statements = 1000;  // per client, in transaction mode
   // Text and name bytes of one client's prepared statements, in transaction mode.
   int64_t max_prepared_bytes_per_client = 16 * 1024 * 1024;
@@ -136,6 +140,15 @@ struct Health {
   Duration timeout{std::chrono::seconds(1)};
   int failures_before_down = 2;
   int successes_before_up = 1;
+  // A request its server has not answered (no byte back) for this long makes the health
+  // monitor probe that server at once. 0: never.
+  Duration suspect_after{std::chrono::seconds(1)};
+  // Server sockets: unacknowledged data older than this (TCP_USER_TIMEOUT), or a silent
+  // peer that fails tcp_keepalive_count keepalive probes, breaks the connection. 0: off.
+  Duration tcp_user_timeout{std::chrono::seconds(15)};
+  Duration tcp_keepalive_idle{std::chrono::seconds(15)};
+  Duration tcp_keepalive_interval{std::chrono::seconds(5)};
+  int tcp_keepalive_count = 3;
 };
 
 struct Database {

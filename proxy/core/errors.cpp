@@ -49,6 +49,13 @@ constexpr std::array kTable{
           "too many prepared statements: this connection has {} (max_prepared_statements); close unused ones "
           "with Close or DEALLOCATE"},
     Entry{ServerLost, sqlstate::kConnectionFailure, F, "server connection for database \"{}\" was lost: {}"},
+    Entry{ServerAbandoned, sqlstate::kConnectionFailure, F,
+          "server connection for database \"{}\" was abandoned: {}; the outcome of a COMMIT in flight is unknown"},
+    Entry{QueryTimeout, sqlstate::kQueryCanceled, F,
+          "canceling statement due to query_timeout ({} ms): the server connection was abandoned; the outcome of a "
+          "COMMIT in flight is unknown"},
+    Entry{FencedBySwitchover, sqlstate::kAdminShutdown, F,
+          "terminating connection: database \"{}\" switched over to another primary; reconnect to continue"},
     // PostgreSQL's own code and text for a Bind or Describe of a name never prepared.
     Entry{UnknownPreparedStatement, sqlstate::kInvalidSqlStatementName, E, "prepared statement \"{}\" does not exist"},
     Entry{TooManyPreparedBytes, sqlstate::kProgramLimitExceeded, E,

@@ -31,6 +31,9 @@ enum class ProxyErrc : uint8_t {
   AdminSimpleQueriesOnly,
   TooManyPreparedStatements,  // {count}
   ServerLost,                 // {database} {reason}
+  ServerAbandoned,            // {database} {why}: declared down by the health monitor
+  QueryTimeout,               // {ms}
+  FencedBySwitchover,         // {database}
   // A request answered by pgsidecar itself; the connection goes on.
   UnknownPreparedStatement,   // {name}
   TooManyPreparedBytes,       // {bytes it would take} {max_prepared_bytes_per_client} (fatal inside an exchange)

@@ -13,6 +13,7 @@ std::string_view to_string(ServerCloseReason r) {
     case ServerCloseReason::LoginFailed: return "login_failed";
     case ServerCloseReason::ServerGone: return "server_gone";
     case ServerCloseReason::ProtocolError: return "protocol_error";
+    case ServerCloseReason::Abandoned: return "abandoned";
   }
   return "unknown";
 }

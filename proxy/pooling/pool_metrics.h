@@ -28,8 +28,9 @@ enum class ServerCloseReason : uint8_t {
   LoginFailed,    // connect or login failed
   ServerGone,     // the server closed it, or reading or writing failed
   ProtocolError,  // the server sent something invalid or unexpected
+  Abandoned,      // its server was declared down, or a request ran past query_timeout
 };
-inline constexpr std::size_t kServerCloseReasons = 9;
+inline constexpr std::size_t kServerCloseReasons = 10;
 std::string_view to_string(ServerCloseReason r);
 
 struct PoolMetrics {

@@ -324,6 +324,13 @@ void PoolShard::tick(std::chrono::steady_clock::time_point now) {
     if (!expired) expired = wait_timeout_error();
     session->on_server_unavailable(*expired);
   }
+  // Requests a server is slow to answer: suspect_after, query_timeout.
+  if (active_count() > 0) {
+    std::vector<ServerConn*> active;
+    for (auto& [id, owned] : servers_)
+      if (owned.conn->state() == ServerState::Active) active.push_back(owned.conn.get());
+    for (ServerConn* s : active) s->watch_request(now);
+  }
   // Idle servers: server_idle_timeout and server_lifetime.
   for (std::size_t i = 0; i < idle_.size();) {
     ServerConn* s = idle_[i];
@@ -377,6 +384,22 @@ void PoolShard::close_idle() {
   std::vector<ServerConn*> idle;
   idle.swap(idle_);
   for (ServerConn* s : idle) s->close(ServerCloseReason::NotATarget);
+}
+
+void PoolShard::abandon_all(const ProxyError& why) {
+  std::vector<ServerConn*> all;
+  for (auto& [id, owned] : servers_)
+    if (!owned.conn->closing()) all.push_back(owned.conn.get());
+  if (all.empty() && waiters_.empty()) return;
+  log_warn("server_abandoned")
+      .kv("worker", loop_.id())
+      .kv("database", db_.name)
+      .kv("server", key_.server)
+      .kv("connections", static_cast<long long>(all.size()))
+      .kv("waiting", static_cast<long long>(waiters_.size()));
+  idle_.clear();
+  for (ServerConn* s : all) s->abandon(why);
+  fail_waiters(make_error(ProxyErrc::ServerUnreachable, {db_.name, "the server was declared down"}));
 }
 
 void PoolShard::close_all() {

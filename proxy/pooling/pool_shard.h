@@ -84,6 +84,9 @@ class PoolShard {
   void on_server_wanted();      // another worker has waiters: give back an idle slot
   void close_all();             // shutdown
   void close_idle();            // the server is no longer a target (switchover)
+  // The server was declared down: every connection to it is abandoned (ServerConn::abandon)
+  // and every waiter gets a connection error, so that nothing waits on it.
+  void abandon_all(const ProxyError& why);
 
   template <typename F>
   void for_each_server(F&& f) const {

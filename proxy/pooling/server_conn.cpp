@@ -1,5 +1,9 @@
 #include "proxy/pooling/server_conn.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <cstring>
 
 #include "protocol/backend.h"
@@ -58,6 +62,28 @@ bool server_is_going_away(std::span<const std::byte> error_body) {
   return protocol::parse_error_response(error_body, e) && is_server_exit(e.sqlstate);
 }
 
+// Keepalive and TCP_USER_TIMEOUT, so that the kernel breaks a connection to a peer that
+// went silent (a partition, a host gone) even while pgsidecar waits for nothing from it.
+void set_tcp_options(uv_tcp_t& tcp, const config::Health& h) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&tcp), &fd) != 0) return;
+  const auto seconds = [](config::Duration d) { return static_cast<int>(std::max<long long>(1, (d.count() + 999) / 1000)); };
+  if (h.tcp_keepalive_idle.count() > 0) {
+    const int on = 1, idle = seconds(h.tcp_keepalive_idle), count = h.tcp_keepalive_count;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+    if (h.tcp_keepalive_interval.count() > 0) {
+      const int interval = seconds(h.tcp_keepalive_interval);
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+    }
+  }
+  if (h.tcp_user_timeout.count() > 0) {
+    const unsigned ms = static_cast<unsigned>(h.tcp_user_timeout.count());
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof ms);
+  }
+}
+
 }  // namespace
 
 ServerConn::ServerConn(io::Loop& loop, PoolShard& pool, ServerId id)
@@ -97,6 +123,7 @@ void ServerConn::connect() {
     uv_tcp_nodelay(&stream_.tcp, 1);
     rc = uv_tcp_connect(&connect_req_, &stream_.tcp, reinterpret_cast<const sockaddr*>(&address.addr),
                         &ServerConn::on_connect);
+    if (rc == 0) set_tcp_options(stream_.tcp, pool_.config().health);
   }
   uv_timer_init(loop_.uv(), &connect_timer_);
   handles_.opened(reinterpret_cast<uv_handle_t*>(&connect_timer_));
@@ -165,9 +192,50 @@ void ServerConn::fail_login(const ProxyError& why) {
 }
 
 void ServerConn::close(ServerCloseReason why, std::string_view detail) {
+  const std::string reason = detail.empty() ? std::string(to_string(why)) : std::string(detail);
+  close_for(why, reason, make_error(ProxyErrc::ServerLost, {pool_.key().database, reason}));
+}
+
+void ServerConn::abandon(const ProxyError& why) {
+  if (closing()) return;
+  if (logging_in()) {
+    const ServerTarget& t = pool_.target();
+    fail_login(make_error(ProxyErrc::ServerConnectFailed, {t.host + ":" + std::to_string(t.port), why.message}));
+    return;
+  }
+  close_for(ServerCloseReason::Abandoned, why.message, why);
+}
+
+void ServerConn::client_sent_sync() {
+  if (idle_in_sync()) {
+    watch_.sent = watch_.heard = loop_.now();
+    watch_.suspected = false;
+  }
+  expectations_.expect('Z', false);
+}
+
+void ServerConn::watch_request(std::chrono::steady_clock::time_point now) {
+  if (state_ != ServerState::Active || idle_in_sync()) return;
+  const config::Duration query_timeout = pool_.settings().query_timeout;
+  if (query_timeout.count() > 0 && now - watch_.sent >= query_timeout) {
+    abandon(make_error(ProxyErrc::QueryTimeout, {std::to_string(query_timeout.count())}));
+    return;
+  }
+  const config::Duration suspect_after = pool_.config().health.suspect_after;
+  if (suspect_after.count() > 0 && !watch_.suspected && now - watch_.heard >= suspect_after) {
+    watch_.suspected = true;
+    log_info("server_silent")
+        .kv("worker", loop_.id())
+        .kv("server", static_cast<long long>(id_))
+        .kv("database", pool_.key().database)
+        .kv("silent_ms", static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(now - watch_.heard).count()));
+    pool_.suspect_server();
+  }
+}
+
+void ServerConn::close_for(ServerCloseReason why, const std::string& reason, const ProxyError& for_lessee) {
   if (closing()) return;
   const bool was_logged_in = !logging_in();
-  const std::string reason = detail.empty() ? std::string(to_string(why)) : std::string(detail);
   ++pool_.metrics().servers_closed[static_cast<std::size_t>(why)];
   set_state(ServerState::Closing, reason.c_str());
   pool_.on_server_closing(*this);
@@ -181,7 +249,7 @@ void ServerConn::close(ServerCloseReason why, std::string_view detail) {
   if (session_ != nullptr) {
     ServerLessee* s = session_;
     session_ = nullptr;
-    s->on_server_lost(reason);
+    s->on_server_lost(for_lessee);
   }
   if (stream_.initialised()) {
     if (reading_) uv_read_stop(stream_.stream);
@@ -225,6 +293,8 @@ void ServerConn::read(ssize_t nread, const uv_buf_t* buf) {
                 nread == UV_EOF ? "server closed the connection" : uv_strerror(static_cast<int>(nread)));
     return;
   }
+  watch_.heard = loop_.now();
+  watch_.suspected = false;
   if (tls_ != nullptr) {
     tls_->received(buf->base, static_cast<std::size_t>(nread));
     drain_tls();

@@ -72,8 +72,16 @@ class ServerConn {
   ~ServerConn();
 
   void connect();
-  // Idempotent. The leasing session (if any) is told with on_server_lost(reason).
+  // Idempotent. The leasing session (if any) is told with on_server_lost (ServerLost).
   void close(ServerCloseReason why, std::string_view detail = {});
+  // Gives up on the server without waiting for it (declared down, or a request past
+  // query_timeout): a login in progress fails with a connection error, the leasing
+  // session gets `why` (or replays its read elsewhere), and the socket is closed.
+  void abandon(const ProxyError& why);
+  // From the pool's tick: a request unanswered for health.suspect_after makes the health
+  // monitor probe this server at once (once per silence); one older than the pool's
+  // query_timeout is abandoned with 57014.
+  void watch_request(std::chrono::steady_clock::time_point now);
 
   ServerId id() const { return id_; }
   ServerState state() const { return state_; }
@@ -108,7 +116,7 @@ class ServerConn {
 
   // Session side: what the leasing session sends, so the books stay right. Messages the
   // connection injects go into `to_server`, the session's batch, ahead of its own bytes.
-  void client_sent_sync() { expectations_.expect('Z', false); }  // Sync, Query or FunctionCall
+  void client_sent_sync();                                        // Sync, Query or FunctionCall
   void client_sent_close(char kind, std::string_view name);      // Close: CloseComplete is owed
   void client_deallocated(std::string_view name) { statements_.erase(name); }
   // A client's Parse of `statement` under `name` (empty: the unnamed statement, and then
@@ -185,6 +193,7 @@ class ServerConn {
   bool handle_idle_message(const protocol::FrameHeader& h, std::span<const std::byte> in, bool& stop);
   void finish_boundary(bool forwarded);
   void fail_login(const ProxyError& why);
+  void close_for(ServerCloseReason why, const std::string& reason, const ProxyError& for_lessee);
   void send_own(std::vector<std::byte> bytes);
   bool flush_forward();  // true: written at once (no completion callback follows)
   void note_response_started();
@@ -237,6 +246,13 @@ class ServerConn {
   ResponseExpectations expectations_;
   uint64_t defaults_fp_ = 0;
   bool response_started_ = false;  // a byte went to the leasing session's client
+  // The request the server is answering: when it was sent, when the server was last
+  // heard from, and whether its silence was already reported (watch_request).
+  struct RequestWatch {
+    std::chrono::steady_clock::time_point sent;
+    std::chrono::steady_clock::time_point heard;
+    bool suspected = false;
+  } watch_;
   static constexpr SessionId kNoSession = 0;
   // No session's id (their low 32 bits are a virtual pid, below 2^31).
   static constexpr SessionId kUnknownSession = ~SessionId{0};

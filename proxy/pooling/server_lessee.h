@@ -31,7 +31,9 @@ class ServerLessee {
   virtual void on_server_unavailable(const ProxyError& why) = 0;
 
   // From the leased server connection.
-  virtual void on_server_lost(std::string_view reason) = 0;  // it closed while leased
+  // It closed while leased; `why` is the FATAL error the client gets unless the request
+  // is replayed (ServerLost, or ServerAbandoned / QueryTimeout when pgsidecar gave up on it).
+  virtual void on_server_lost(const ProxyError& why) = 0;
   virtual void on_ready_for_query(char tx_status) = 0;       // after forwarding ReadyForQuery
   virtual void on_parameter_status(std::string_view name, std::string_view value) = 0;
   virtual void on_statements_reset() = 0;                    // DISCARD ALL / DEALLOCATE ALL ran

@@ -66,6 +66,12 @@ Route route_transaction(Intent intent, const config::Database& db, const Databas
     r.kind = Route::Kind::WaitForPrimary;
     return r;
   }
+  if (replica_reads && primary_ok && t.servers[static_cast<std::size_t>(t.primary)].health == ServerHealth::Unknown) {
+    // Not probed yet (just started, or a new entry): a replica known to be up serves the
+    // read rather than a primary that may be down or hung.
+    const int replica = pick_replica(db, t, avoid, rotation);
+    if (replica >= 0) return server(replica);
+  }
   switch (db.reads) {
     case config::ReadPolicy::Primary:
       if (primary_ok) return server(t.primary);

@@ -91,19 +91,51 @@ void Worker::continue_stop() {
 
 void Worker::set_topology(std::shared_ptr<const TopologySnapshot> snapshot) {
   topology_ = std::move(snapshot);
-  // Idle connections to a server that no database entry uses any more are closed.
+  bool fence = false;  // a session-mode pool has connections to a server that left
   for (auto& [key, pool] : pools_) {
     const DatabaseTopology* t = topology_->find(key.database);
-    if (t == nullptr || t->find_server(key.server) == nullptr) {
+    const ServerStatus* s = t != nullptr ? t->find_server(key.server) : nullptr;
+    // A server no database entry uses any more (switchover), or a second primary that is
+    // refused: its idle connections close, and nothing new goes there.
+    if (s == nullptr || s->refused) {
       pool->close_idle();
+      fence = fence || (pool->settings().mode == config::PoolMode::Session && pool->active_count() > 0);
+      continue;
+    }
+    // Declared down: nothing waits on it. Requests in flight there are replayed elsewhere
+    // (reads whose answer has not started) or fail with 08006 at once.
+    if (s->health == ServerHealth::Down) {
+      pool->abandon_all(make_error(
+          ProxyErrc::ServerAbandoned,
+          {key.database, "the health monitor declared the server down (" +
+                             (s->last_error.empty() ? std::string("probes failed") : s->last_error) + ")"}));
       continue;
     }
     if (apply_fleet_count(*pool)) pool->on_slot_freed();  // a share that grew serves waiters now
   }
+  if (fence) fence_sessions();
   std::vector<RouteWaiter> waiters;
   waiters.swap(route_waiters_);
   for (const RouteWaiter& w : waiters)
     if (ClientSession* s = find_session(w.session)) s->retry_route();
+}
+
+// Session-mode clients on a server that stopped being a target of their entry (a
+// switchover, a reload that changed the primary) or that is refused as a second primary
+// are closed at their next transaction boundary (57P01), so no later write reaches it. In
+// transaction mode the server goes back at the boundary anyway and the next transaction
+// is routed anew.
+void Worker::fence_sessions() {
+  std::vector<ClientSession*> fenced;
+  for (auto& [pid, session] : sessions_) {
+    ServerConn* server = session->server();
+    if (server == nullptr || server->pool().settings().mode != config::PoolMode::Session) continue;
+    const PoolKey& key = server->pool().key();
+    const DatabaseTopology* t = topology_->find(key.database);
+    const ServerStatus* s = t != nullptr ? t->find_server(key.server) : nullptr;
+    if (s == nullptr || s->refused) fenced.push_back(session.get());
+  }
+  for (ClientSession* session : fenced) session->terminate(ProxyErrc::FencedBySwitchover);
 }
 
 void Worker::wait_for_route(SessionId id, std::chrono::steady_clock::time_point deadline) {

@@ -99,6 +99,7 @@ class Worker final : public SessionHost, public LesseeDirectory {
   ServerLessee* find_lessee(SessionId id) override { return find_session(id); }
 
  private:
+  void fence_sessions();  // set_topology: session-mode clients on a server that left the topology
   static void on_tick(uv_timer_t* t);
   static void on_resume(void* self, uint64_t session);
   void run();

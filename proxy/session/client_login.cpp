@@ -279,7 +279,7 @@ void ClientSession::authentication_succeeded() {
   // The ParameterStatus values to report come from a server login of the pool this
   // client would use for reads; if none has logged in yet, one is borrowed to learn them.
   set_phase(ClientPhase::LoggingIn, "authenticated");
-  route_and_acquire(Intent::Read);
+  route_and_acquire(login_intent());
 }
 
 // Startup settings: the reported ones are tracked values, the rest are session defaults.

@@ -93,14 +93,22 @@ TextRoute ClientSession::text_route(std::string_view sql) {
 void ClientSession::route_and_acquire(Intent intent) {
   const DatabaseTopology* topology = host_.topology().find(database_->name);
   if (topology == nullptr || topology->servers.empty()) {
-    route_wait_.deadline.reset();
+    route_wait_.clear();
     fail_route(make_error(ProxyErrc::NoServerKnown, {database_->name}));
     return;
   }
-  const Route r = route_transaction(intent, *database_, *topology, retry_.avoid, rotation_++);
+  if (!route_wait_.since) route_wait_.since = host_.loop().now();
+  Route r = route_transaction(intent, *database_, *topology, retry_.avoid, rotation_++);
+  const bool replica_reads = database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
+  if (phase_ == ClientPhase::LoggingIn && r.kind != Route::Kind::Server && (replica_reads || r.kind == Route::Kind::Paused)) {
+    // A login needs only the servers' parameters: in transaction mode (and during a
+    // pause) any pool's last ones will do. Otherwise it waits like a write. With
+    // on_primary_down = "fail" it fails like any request.
+    if ((!session_mode_ || r.kind == Route::Kind::Paused) && finish_login_from_cache(*topology)) return;
+    if (r.kind == Route::Kind::Fail) r.kind = Route::Kind::WaitForPrimary;
+  }
   switch (r.kind) {
     case Route::Kind::Server: {
-      route_wait_.deadline.reset();
       routed_server_ = r.server;
       routed_intent_ = intent;
       retry_.capturing = intent == Intent::Read && !retry_.used && topology->servers.size() > 1 &&
@@ -119,29 +127,50 @@ void ClientSession::route_and_acquire(Intent intent) {
       return;
     }
     case Route::Kind::WaitForPrimary:
-    case Route::Kind::Paused: {
-      const auto now = host_.loop().now();
-      route_wait_.pause = r.kind == Route::Kind::Paused;
-      const auto bound = route_wait_.pause ? database_->pool.query_wait_timeout : database_->write_wait;
-      if (!route_wait_.deadline) route_wait_.deadline = now + bound;
-      if (*route_wait_.deadline <= now) {
-        route_wait_.deadline.reset();
-        fail_route(route_wait_.pause
-                       ? make_error(ProxyErrc::SwitchoverPauseExpired, {database_->name, std::to_string(bound.count())})
-                       : make_error(ProxyErrc::WriteWaitExpired, {database_->name, std::to_string(bound.count())}));
-        return;
-      }
-      lease_ = Lease::WaitingForRoute;
-      write_held_ = !route_wait_.pause;
-      if (timing_.wait_started == 0) timing_.wait_started = uv_hrtime();
-      host_.wait_for_route(id_, *route_wait_.deadline);
+      // The first wait of a request has the primary probed at once: it may be back (or
+      // its database created) since the last probe.
+      if (!route_wait_.deadline && topology->primary >= 0)
+        host_.runtime().suspect(topology->servers[static_cast<std::size_t>(topology->primary)].key);
+      wait_for_route(false);
       return;
-    }
+    case Route::Kind::Paused:
+      wait_for_route(true);
+      return;
     case Route::Kind::Fail:
-      route_wait_.deadline.reset();
+      route_wait_.clear();
       fail_route(make_error(route_failure_error(r.failure), {database_->name}));
       return;
   }
+}
+
+void ClientSession::wait_for_route(bool pause) {
+  const auto now = host_.loop().now();
+  route_wait_.pause = pause;
+  const auto bound = pause ? database_->pool.query_wait_timeout : database_->write_wait;
+  if (!route_wait_.deadline) route_wait_.deadline = route_wait_.since.value_or(now) + bound;
+  if (*route_wait_.deadline <= now) {
+    route_wait_.clear();
+    fail_route(pause ? make_error(ProxyErrc::SwitchoverPauseExpired, {database_->name, std::to_string(bound.count())})
+                     : make_error(ProxyErrc::WriteWaitExpired, {database_->name, std::to_string(bound.count())}));
+    return;
+  }
+  lease_ = Lease::WaitingForRoute;
+  write_held_ = !pause;
+  if (timing_.wait_started == 0) timing_.wait_started = uv_hrtime();
+  host_.wait_for_route(id_, *route_wait_.deadline);
+}
+
+// The ParameterStatus values of the last server login of this database and user, on any
+// of its servers (the primary's first).
+bool ClientSession::finish_login_from_cache(const DatabaseTopology& topology) {
+  ParamMap server_params;
+  for (const ServerStatus& s : topology.servers) {
+    if (!host_.pool_for(config_, *database_, *user_, s.address).limits().load_server_params(server_params)) continue;
+    route_wait_.clear();
+    finish_login(server_params);
+    return true;
+  }
+  return false;
 }
 
 void ClientSession::acquire_from(PoolShard& pool) {
@@ -149,6 +178,7 @@ void ClientSession::acquire_from(PoolShard& pool) {
   if (phase_ == ClientPhase::LoggingIn) {
     ParamMap server_params;
     if (pool.limits().load_server_params(server_params)) {
+      route_wait_.clear();
       finish_login(server_params);
       return;
     }
@@ -163,6 +193,7 @@ void ClientSession::acquire_from(PoolShard& pool) {
         const ParamMap params = got.server->params();
         got.server->detach();
         pool.release(*got.server, ReleaseKind::Reusable);
+        route_wait_.clear();
         finish_login(params);
         return;
       }
@@ -179,6 +210,7 @@ void ClientSession::acquire_from(PoolShard& pool) {
 
 void ClientSession::fail_route(ProxyError e) {
   lease_ = Lease::None;
+  route_wait_.clear();
   timing_.wait_started = 0;
   if (write_held_ && e.code == ProxyErrc::WriteWaitExpired) ++db_counters_->writes_failed;
   write_held_ = false;
@@ -193,7 +225,7 @@ void ClientSession::retry_route() {
   if (lease_ != Lease::WaitingForRoute || closed()) return;
   lease_ = Lease::None;
   if (phase_ == ClientPhase::LoggingIn) {
-    route_and_acquire(Intent::Read);
+    route_and_acquire(login_intent());
     if (phase_ != ClientPhase::Ready) return;
   }
   process_input();
@@ -203,7 +235,7 @@ void ClientSession::route_wait_expired() {
   if (lease_ != Lease::WaitingForRoute || closed()) return;
   const bool pause = route_wait_.pause;
   const auto waited = pause ? database_->pool.query_wait_timeout : database_->write_wait;
-  route_wait_.deadline.reset();
+  route_wait_.clear();
   fail_route(pause ? make_error(ProxyErrc::SwitchoverPauseExpired, {database_->name, std::to_string(waited.count())})
                    : make_error(ProxyErrc::WriteWaitExpired, {database_->name, std::to_string(waited.count())}));
   process_input();

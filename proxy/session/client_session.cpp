@@ -185,7 +185,13 @@ void ClientSession::read(ssize_t nread, const uv_buf_t* buf) {
 }
 
 void ClientSession::resume() {
-  if (!closed()) process_input();
+  if (closed()) return;
+  // A login whose server could not be reached is routed again (on_server_unavailable).
+  if (phase_ == ClientPhase::LoggingIn && lease_ == Lease::None) {
+    route_and_acquire(login_intent());
+    if (phase_ != ClientPhase::Ready) return;
+  }
+  process_input();
 }
 
 // The one entry to the session's work: a read, a completed write, or a deferred resume.
@@ -370,7 +376,10 @@ void ClientSession::terminate(ProxyErrc why) {
   if (closed() || phase_ == ClientPhase::Failing) return;
   draining_ = true;
   drain_reason_ = why;
-  const bool busy = (phase_ == ClientPhase::Ready && lease_ != Lease::None) || phase_ == ClientPhase::AdminBusy;
+  // A session-mode client holding its server between transactions is at a boundary now.
+  const bool at_boundary = session_mode_ && lease_ == Lease::Linked && between_transactions() && !exchange_.copy_in;
+  const bool busy =
+      (phase_ == ClientPhase::Ready && lease_ != Lease::None && !at_boundary) || phase_ == ClientPhase::AdminBusy;
   if (!busy) close_for_shutdown();
   // Busy: closed at the end of its transaction (unlink_server / on_ready_for_query).
 }
@@ -761,6 +770,7 @@ void ClientSession::on_server_assigned(ServerConn& server) {
     const ParamMap params = server.params();
     server.detach();
     pool_->release(server, ReleaseKind::Reusable);
+    route_wait_.clear();
     finish_login(params);
   } else {
     note_wait_over(server.pool());
@@ -777,6 +787,7 @@ void ClientSession::note_wait_over(PoolShard& pool) {
 
 void ClientSession::link_server(ServerConn& server) {
   lease_ = Lease::Linked;
+  route_wait_.clear();
   server_ = &server;
   if (server.statements_over_limit()) {  // no portal is open before our first message
     forward_dest_ = server.stream();
@@ -805,28 +816,40 @@ void ClientSession::unlink_server(bool reusable) {
 
 void ClientSession::on_server_unavailable(const ProxyError& why) {
   lease_ = Lease::None;
-  if (phase_ == ClientPhase::LoggingIn) {
-    ProxyError e = why;
-    send_error(e.as_fatal(), false);
-    return;
-  }
-  // A read that could not get a connection to its server tries another server once.
-  if (routed_intent_ == Intent::Read && is_connection_trouble(why.sqlstate) && !retry_.used && database_ != nullptr &&
-      database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads) {
+  const bool logging_in = phase_ == ClientPhase::LoggingIn;
+  const bool may_wait = database_ != nullptr && is_connection_trouble(why.sqlstate) &&
+                        database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
+  const Intent intent = logging_in ? login_intent() : routed_intent_;
+  if (may_wait && intent == Intent::Read && !retry_.used) {
+    // A read (or a login) that could not get a connection to its server tries another once.
     retry_.used = true;
     retry_.avoid = routed_server_;
     log_info("read_rerouted")
         .kv("worker", host_.loop().id())
         .kv("session", static_cast<long long>(id_))
         .kv("error", why.message);
+    if (logging_in) {
+      host_.resume_later(id_);  // resume() routes the login again
+      return;
+    }
+  } else if (may_wait) {
+    // A write (or a login) waits for the server, up to write_wait, as when it is down.
+    wait_for_route(false);
+    if (logging_in) return;
+  } else if (logging_in) {
+    ProxyError e = why;
+    send_error(e.as_fatal(), false);
+    return;
   } else {
     // The connection stays usable: the request that needed a server gets this error.
+    route_wait_.clear();
     pending_error_ = std::make_unique<ProxyError>(why);
   }
   host_.resume_later(id_);
 }
 
-void ClientSession::on_server_lost(std::string_view reason) {
+void ClientSession::on_server_lost(const ProxyError& why) {
+  const std::string_view reason = why.message;
   server_ = nullptr;
   lease_ = Lease::None;
   if (closed() || phase_ == ClientPhase::Failing) return;
@@ -851,7 +874,7 @@ void ClientSession::on_server_lost(std::string_view reason) {
       .kv("worker", host_.loop().id())
       .kv("session", static_cast<long long>(id_))
       .kv("reason", reason);
-  send_error(make_error(ProxyErrc::ServerLost, {database_name_, reason}), false);
+  send_error(why, false);
 }
 
 void ClientSession::on_ready_for_query(char tx_status) {

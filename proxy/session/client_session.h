@@ -114,7 +114,7 @@ class ClientSession final : public ServerLessee {
   io::Sink client_stream() override { return {stream_.stream, tls_.get()}; }
   void on_server_assigned(ServerConn& server) override;
   void on_server_unavailable(const ProxyError& why) override;
-  void on_server_lost(std::string_view reason) override;
+  void on_server_lost(const ProxyError& why) override;
   void on_ready_for_query(char tx_status) override;
   void on_parameter_status(std::string_view name, std::string_view value) override;
   void on_statements_reset() override { statements_.clear(); }
@@ -186,6 +186,12 @@ class ClientSession final : public ServerLessee {
   void route_and_acquire(Intent intent);
   void acquire_from(PoolShard& pool);
   void fail_route(ProxyError e);
+  // No server can take the request (or login) now: wait for the next topology snapshot,
+  // up to write_wait (the switchover pause's query_wait_timeout when `pause`) from the
+  // first wait of this request.
+  void wait_for_route(bool pause);
+  bool finish_login_from_cache(const DatabaseTopology& topology);  // transaction mode, no server free
+  Intent login_intent() const { return session_mode_ ? Intent::Write : Intent::Read; }
   void capture_for_retry(const std::byte* p, std::size_t n);
   void replay_request();
 
@@ -253,8 +259,15 @@ class ClientSession final : public ServerLessee {
   } exchange_;
 
   struct RouteWait {
+    // When the request (or login) was first routed: a wait that follows a failed attempt
+    // (a connect timeout, say) counts from here, so write_wait bounds the whole request.
+    std::optional<std::chrono::steady_clock::time_point> since;
     std::optional<std::chrono::steady_clock::time_point> deadline;  // of the transaction's wait
     bool pause = false;  // waiting out a switchover's pause, not the primary
+    void clear() {
+      since.reset();
+      deadline.reset();
+    }
   } route_wait_;
   unsigned rotation_ = 0;      // spreads reads over replicas
   int routed_server_ = -1;     // topology index of the server this transaction was routed to

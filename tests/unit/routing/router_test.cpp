@@ -88,7 +88,6 @@ TEST_CASE("a primary not probed yet takes writes: the connect attempt will tell"
   c.server(0).health = ServerHealth::Unknown;
   c.server(0).role = ServerRole::Unknown;
   CHECK(shown(c.route(Intent::Write)) == "server 0");
-  CHECK(shown(c.route(Intent::Read)) == "server 0");
 }
 
 TEST_CASE("writes follow the primary index, not the first server, after a promotion") {
@@ -346,4 +345,19 @@ TEST_CASE("with no usable server, reads fail under either policy") {
       CHECK(r.failure == (down == PrimaryDownPolicy::Fail ? Route::Failure::PrimaryUnavailable : Route::Failure::NoHealthyServer));
     }
   }
+}
+
+TEST_CASE("a primary not probed yet gives reads to a replica known to be up") {
+  // Just started with the primary down or hung: reads must not wait for its first probe.
+  Cluster c(1, ReadPolicy::Primary);
+  c.server(0).health = ServerHealth::Unknown;
+  CHECK(shown(c.route(Intent::Read)) == "server 1");
+  CHECK(shown(c.route(Intent::Write)) == "server 0");
+  // Without a replica known to be up, the primary is tried.
+  c.server(1).health = ServerHealth::Unknown;
+  CHECK(shown(c.route(Intent::Read)) == "server 0");
+  // With on_primary_down = "fail" reads stay with the read policy.
+  Cluster fail(1, ReadPolicy::Primary, PrimaryDownPolicy::Fail);
+  fail.server(0).health = ServerHealth::Unknown;
+  CHECK(shown(fail.route(Intent::Read)) == "server 0");
 }
