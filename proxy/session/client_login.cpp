@@ -314,6 +314,8 @@ void ClientSession::finish_login(const ParamMap& server_params) {
     if (is_tracked_parameter(k)) params_.set(k, v);
   host_.resources().param_sets.share(params_);
   login_.reset();
+  // What the handshake left in the TLS session's buffers (certificate, hellos) goes too.
+  if (tls_ != nullptr) tls_->release_buffers(0);
   protocol::append_backend_key_data(out, virtual_pid_, virtual_secret_);
   protocol::append_ready_for_query(out, 'I');
   send_own(std::move(out));
