@@ -34,12 +34,13 @@ namespace {
 
 using KeyList = std::span<const std::string_view>;
 
-constexpr std::string_view kTopKeys[] = {"listen", "http",          "auth",   "limits",   "admin",
-                                         "users",  "pool_defaults", "health", "databases"};
+constexpr std::string_view kTopKeys[] = {"listen", "http",          "auth",   "tls",    "limits",
+                                         "admin",  "users",         "pool_defaults", "health", "databases"};
 constexpr std::string_view kListenKeys[] = {"address", "port", "unix_socket_dir", "workers",
                                             "max_client_connections", "drain_timeout", "shutdown_delay"};
 constexpr std::string_view kHttpKeys[] = {"address", "port"};
 constexpr std::string_view kAuthKeys[] = {"method", "login_timeout"};
+constexpr std::string_view kTlsKeys[] = {"cert_file", "key_file", "ca_file", "client_tls", "min_protocol"};
 constexpr std::string_view kLimitsKeys[] = {"max_message_size", "max_client_buffer"};
 constexpr std::string_view kAdminKeys[] = {"users"};
 constexpr std::string_view kUserKeys[] = {"name", "password", "server_password", "auth_method"};
@@ -72,7 +73,9 @@ constexpr std::string_view kDatabaseKeys[] = {"name",       "primary",         "
                                               "max_replica_lag", "fleet_max_connections"};
 
 constexpr std::array kPoolModes{PoolMode::Session, PoolMode::Transaction};
-constexpr std::array kAuthMethods{AuthMethod::ScramSha256, AuthMethod::Md5, AuthMethod::Trust};
+constexpr std::array kAuthMethods{AuthMethod::ScramSha256, AuthMethod::Md5, AuthMethod::Trust, AuthMethod::Cert};
+constexpr std::array kClientTlsModes{ClientTlsMode::Disable, ClientTlsMode::Allow, ClientTlsMode::Require};
+constexpr std::string_view kTlsVersions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
 constexpr std::array kReadPolicies{ReadPolicy::Primary, ReadPolicy::Replicas, ReadPolicy::Any};
 constexpr std::array kPrimaryDownPolicies{PrimaryDownPolicy::Fail, PrimaryDownPolicy::ReplicaReads};
 
@@ -404,12 +407,14 @@ void read_http(Reader& r, const toml::table& t, const Listen& listen, Http& out)
 
 // password and server_password, which must suit the user's authentication method.
 void read_secrets(Reader& r, const toml::table& t, const std::string& p, AuthMethod method, User& u) {
+  // A certificate login checks no password; the server login may still need one.
+  if (method == AuthMethod::Cert) method = AuthMethod::Trust;
   const toml::node* password = r.string(t, p, "password", u.password);
   const SecretKind kind = classify_secret(u.password);
   const auto bad_password = [&](const char* why) { r.report(child(p, "password"), password->source(), why); };
   if (!t.contains("password")) {
     if (method != AuthMethod::Trust)
-      r.report(p, t.source(), "missing required key \"password\" (only auth_method = \"trust\" needs none)");
+      r.report(p, t.source(), "missing required key \"password\" (only auth_method = \"trust\" or \"cert\" needs none)");
   } else if (password == nullptr) {
     // wrong type or unset variable: reported already
   } else if (u.password.empty() && method != AuthMethod::Trust) {
@@ -428,6 +433,40 @@ void read_secrets(Reader& r, const toml::table& t, const std::string& p, AuthMet
   } else if (!t.contains("server_password") && kind == SecretKind::Plain) {
     u.server_password = u.password;
   }
+}
+
+void read_tls(Reader& r, const toml::table& t, Tls& out) {
+  const std::string p = "tls";
+  r.check_keys(t, p, kTlsKeys);
+  const toml::node* cert = r.string(t, p, "cert_file", out.cert_file);
+  const toml::node* key = r.string(t, p, "key_file", out.key_file);
+  r.string(t, p, "ca_file", out.ca_file);
+  if (!out.cert_file.empty()) out.client_tls = ClientTlsMode::Allow;
+  const toml::node* mode = r.choice(t, p, "client_tls", kClientTlsModes, out.client_tls);
+  if (const toml::node* n = r.string(t, p, "min_protocol", out.min_protocol);
+      n != nullptr && !contains(kTlsVersions, out.min_protocol))
+    r.report(child(p, "min_protocol"), n->source(),
+             "expected one of \"TLSv1\", \"TLSv1.1\", \"TLSv1.2\", \"TLSv1.3\", got \"" + out.min_protocol + "\"");
+  if (out.cert_file.empty() != out.key_file.empty()) {
+    const toml::node* given = cert != nullptr ? cert : key;
+    r.report(child(p, cert != nullptr ? "key_file" : "cert_file"), given != nullptr ? given->source() : t.source(),
+             "cert_file and key_file go together: set both or neither");
+  }
+  if (out.enabled() && out.cert_file.empty())
+    r.report(child(p, "client_tls"), mode != nullptr ? mode->source() : t.source(),
+             "client_tls = \"" + std::string(to_string(out.client_tls)) + "\" needs cert_file and key_file");
+}
+
+// auth_method = "cert" checks a client certificate: only with TLS toward clients and a CA.
+void check_cert_logins(Reader& r, const Config& cfg) {
+  const auto check = [&](const std::string& path) {
+    if (!cfg.tls.enabled() || cfg.tls.ca_file.empty())
+      r.report(path, "auth_method \"cert\" needs [tls] with cert_file, key_file and ca_file (the CA that signs "
+                     "client certificates), and client_tls other than \"disable\"");
+  };
+  if (cfg.auth.method == AuthMethod::Cert) check("auth.method");
+  for (std::size_t i = 0; i < cfg.users.size(); ++i)
+    if (cfg.users[i].auth_method == AuthMethod::Cert) check(element("users", i) + ".auth_method");
 }
 
 void read_users(Reader& r, const toml::table& root, Config& cfg) {
@@ -586,6 +625,7 @@ void build(Reader& r, const toml::table& root, Config& cfg) {
     r.choice(*t, "auth", "method", kAuthMethods, cfg.auth.method);
     r.duration(*t, "auth", "login_timeout", Zero::Rejected, cfg.auth.login_timeout);
   }
+  if (const toml::table* t = r.table(root, "", "tls")) read_tls(r, *t, cfg.tls);
   if (const toml::table* t = r.table(root, "", "limits")) {
     r.check_keys(*t, "limits", kLimitsKeys);
     r.integer(*t, "limits", "max_message_size", 1024, 1024 * 1024 * 1024, cfg.limits.max_message_size);
@@ -599,6 +639,7 @@ void build(Reader& r, const toml::table& root, Config& cfg) {
   }
   if (const toml::table* t = r.table(root, "", "health")) read_health(r, *t, cfg.health);
   read_databases(r, root, cfg);  // after [pool_defaults], which each entry starts from
+  check_cert_logins(r, cfg);
 }
 
 // toml++ walks tables in key order, not file order; sort so --check reads top to bottom.

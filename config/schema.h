@@ -15,7 +15,8 @@ namespace pgsidecar::config {
 using Duration = std::chrono::milliseconds;
 
 enum class PoolMode { Session, Transaction };
-enum class AuthMethod { ScramSha256, Md5, Trust };
+enum class AuthMethod { ScramSha256, Md5, Trust, Cert };
+enum class ClientTlsMode { Disable, Allow, Require };
 enum class ReadPolicy { Primary, Replicas, Any };
 enum class PrimaryDownPolicy { Fail, ReplicaReads };
 
@@ -32,6 +33,15 @@ constexpr std::string_view to_string(AuthMethod m) {
     case AuthMethod::ScramSha256: return "scram-sha-256";
     case AuthMethod::Md5: return "md5";
     case AuthMethod::Trust: return "trust";
+    case AuthMethod::Cert: return "cert";
+  }
+  return "?";
+}
+constexpr std::string_view to_string(ClientTlsMode m) {
+  switch (m) {
+    case ClientTlsMode::Disable: return "disable";
+    case ClientTlsMode::Allow: return "allow";
+    case ClientTlsMode::Require: return "require";
   }
   return "?";
 }
@@ -90,6 +100,18 @@ struct Http {
 struct Auth {
   AuthMethod method = AuthMethod::ScramSha256;
   Duration login_timeout{std::chrono::seconds(10)};  // startup + authentication must finish by then
+};
+
+// [tls]: TLS toward clients (docs/tls.md). The files are read when the process starts and
+// at every reload (SIGHUP), into a new TLS context for new connections.
+struct Tls {
+  std::string cert_file;  // PEM: the certificate (chain) pgsidecar shows clients
+  std::string key_file;   // PEM: its private key
+  std::string ca_file;    // PEM: CAs for client certificates; empty: none asked for
+  // Default: "allow" when cert_file is set, else "disable".
+  ClientTlsMode client_tls = ClientTlsMode::Disable;
+  std::string min_protocol = "TLSv1.2";  // TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3
+  bool enabled() const { return client_tls != ClientTlsMode::Disable; }
 };
 
 struct Limits {
@@ -170,6 +192,7 @@ struct Config {
   Listen listen;
   Http http;
   Auth auth;
+  Tls tls;
   Limits limits;
   std::vector<std::string> admin_users;
   std::vector<User> users;

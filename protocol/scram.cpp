@@ -246,7 +246,8 @@ bool skip_extensions(AttributeReader& reader) {
 }
 
 struct ClientFirstMessage {
-  std::string_view gs2_header;  // "n,," or "y,,"
+  char flag = 'n';              // gs2-cbind-flag: 'n', 'y' or 'p'
+  std::string_view gs2_header;  // "n,,", "y,," or "p=tls-server-end-point,,"
   std::string_view bare;        // client-first-message-bare
   std::string_view nonce;
 };
@@ -258,23 +259,29 @@ bool parse_client_first(std::string_view message, ClientFirstMessage& out, std::
     error = malformed("empty client-first-message");
     return false;
   }
-  if (message.front() == 'p') {
-    error = malformed("the client requested channel binding (SCRAM-SHA-256-PLUS), "
-                      "which is not offered");
-    return false;
-  }
-  // 'y': the client could bind but thinks we cannot, which is true: we offer no -PLUS.
-  if ((message.front() != 'n' && message.front() != 'y') || message.size() < 2 ||
-      message[1] != ',') {
+  out.flag = message.front();
+  std::size_t flag_end = 1;
+  if (out.flag == 'p') {
+    // "p=" cb-name: the only type PostgreSQL (and pgsidecar) supports.
+    flag_end = message.find(',');
+    if (message.substr(0, flag_end) != "p=tls-server-end-point") {
+      error = malformed("unsupported SCRAM channel-binding type (only tls-server-end-point is supported)");
+      return false;
+    }
+  } else if (out.flag != 'n' && out.flag != 'y') {
     error = malformed("unexpected channel-binding flag in client-first-message");
     return false;
   }
-  const std::size_t authzid_end = message.find(',', 2);
+  if (flag_end >= message.size() || message[flag_end] != ',') {
+    error = malformed("unexpected channel-binding flag in client-first-message");
+    return false;
+  }
+  const std::size_t authzid_end = message.find(',', flag_end + 1);
   if (authzid_end == std::string_view::npos) {
     error = malformed("incomplete GS2 header in client-first-message");
     return false;
   }
-  if (authzid_end != 2) {
+  if (authzid_end != flag_end + 1) {
     error = malformed("authorization identity is not supported");
     return false;
   }
@@ -477,6 +484,36 @@ ScramServer::ScramServer(ScramVerifier verifier, NonceSource nonce)
 
 bool ScramServer::proof_failed() const { return proof_failed_; }
 
+void ScramServer::set_channel_binding(std::vector<unsigned char> end_point, bool selected) {
+  plus_offered_ = true;
+  plus_selected_ = selected;
+  end_point_ = std::move(end_point);
+}
+
+// RFC 5802 section 6 and PostgreSQL's read_client_first_message: the flag must match what
+// was offered and chosen.
+bool ScramServer::binding_agrees(char flag, std::string& error) const {
+  if (flag == 'p' && !plus_selected_) {
+    error = malformed(plus_offered_ ? "the client selected SCRAM-SHA-256 without channel binding, but the SCRAM "
+                                      "message includes channel binding data"
+                                    : "the client requested channel binding (SCRAM-SHA-256-PLUS), which is not "
+                                      "offered on a connection without TLS");
+    return false;
+  }
+  if (flag != 'p' && plus_selected_) {
+    error = malformed("the client selected SCRAM-SHA-256-PLUS, but the SCRAM message does not include channel "
+                      "binding data");
+    return false;
+  }
+  if (flag == 'y' && plus_offered_) {
+    // A man in the middle may have removed SCRAM-SHA-256-PLUS from the offer.
+    error = "SCRAM channel binding negotiation error: the client supports SCRAM channel binding but thinks the "
+            "server does not; however, this server does support channel binding";
+    return false;
+  }
+  return true;
+}
+
 bool ScramServer::handle_client_first(std::string_view client_first, std::string& server_first,
                                       std::string& error) {
   if (step_ != Step::ExpectClientFirst) {
@@ -488,6 +525,7 @@ bool ScramServer::handle_client_first(std::string_view client_first, std::string
 
   ClientFirstMessage message;
   if (!parse_client_first(client_first, message, error)) return false;
+  if (!binding_agrees(message.flag, error)) return false;
   const std::string server_nonce = next_nonce(nonce_);
   if (!is_valid_nonce(server_nonce)) {
     error = "could not generate a SCRAM nonce";
@@ -515,11 +553,15 @@ bool ScramServer::handle_client_final(std::string_view client_final, std::string
 
   ClientFinalMessage message;
   if (!parse_client_final(client_final, message, error)) return false;
-  // Without channel binding, c= is the GS2 header echoed back; a different one means
-  // something between us rewrote the client-first-message.
+  // c= is the GS2 header echoed back, followed under SCRAM-SHA-256-PLUS by the TLS
+  // session's tls-server-end-point: a different one means something between us rewrote the
+  // client-first-message, or the client's TLS session is not ours (a man in the middle).
+  std::string expected = gs2_header_;
+  if (plus_selected_) expected.append(reinterpret_cast<const char*>(end_point_.data()), end_point_.size());
   const std::string_view echoed(reinterpret_cast<const char*>(message.channel_binding.data()),
                                 message.channel_binding.size());
-  if (echoed != gs2_header_) {
+  if (echoed.size() != expected.size() ||
+      CRYPTO_memcmp(echoed.data(), expected.data(), expected.size()) != 0) {
     error = "SCRAM channel binding check failed";
     return false;
   }

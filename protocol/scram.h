@@ -10,7 +10,8 @@
 // - no SASLprep: the password is used as raw UTF-8 bytes. PostgreSQL applies SASLprep
 //   first, which leaves ASCII (and most passwords) unchanged; a non-ASCII password that
 //   SASLprep would rewrite gives a different verifier here than PostgreSQL computes;
-// - only "SCRAM-SHA-256" is offered, never "SCRAM-SHA-256-PLUS" (no channel binding).
+// - channel binding (SCRAM-SHA-256-PLUS) is tls-server-end-point only (RFC 5929), as in
+//   PostgreSQL.
 
 #include <array>
 #include <cstddef>
@@ -57,7 +58,8 @@ ScramVerifier mock_scram_verifier(std::string_view user, std::span<const std::by
 // The default source is 18 random bytes from RAND_bytes, base64-encoded.
 using NonceSource = std::function<std::string()>;
 
-// Authenticates a client that sent SASLInitialResponse for mechanism "SCRAM-SHA-256".
+// Authenticates a client that sent SASLInitialResponse for mechanism "SCRAM-SHA-256" or,
+// after set_channel_binding(..., true), "SCRAM-SHA-256-PLUS".
 // Call handle_client_first, then handle_client_final, once each, in that order.
 class ScramServer {
  public:
@@ -65,9 +67,11 @@ class ScramServer {
 
   // client-first-message (e.g. "n,,n=,r=<nonce>") -> server-first-message
   // ("r=<client nonce><server nonce>,s=<salt>,i=<iterations>").
-  // false + error on malformed input or a 'p=' channel-binding request (we do not offer
-  // SCRAM-SHA-256-PLUS). GS2 headers "n,," and "y,," are both accepted; the user name in
-  // n= is ignored.
+  // false + error on malformed input or a channel-binding flag that does not fit what was
+  // offered and chosen: "p=tls-server-end-point" only under SCRAM-SHA-256-PLUS; "y" only
+  // when PLUS was not offered (RFC 5802: the client believes the server cannot bind, so a
+  // man in the middle may have removed it); "n" only without PLUS. The user name in n= is
+  // ignored.
   bool handle_client_first(std::string_view client_first, std::string& server_first,
                            std::string& error);
 
@@ -81,6 +85,11 @@ class ScramServer {
   // True once handle_client_final rejected a well-formed message because of its proof.
   bool proof_failed() const;
 
+  // Before handle_client_first, on a TLS connection: SCRAM-SHA-256-PLUS was offered, with
+  // this side's tls-server-end-point `end_point`; `selected`: the client chose it (then c=
+  // must carry the GS2 header followed by `end_point`).
+  void set_channel_binding(std::vector<unsigned char> end_point, bool selected);
+
  private:
   enum class Step {
     ExpectClientFirst,  // nothing received yet
@@ -88,9 +97,14 @@ class ScramServer {
     Done,               // final message handled (accepted or rejected); no more input
   };
 
+  bool binding_agrees(char flag, std::string& error) const;
+
   ScramVerifier verifier_;
   NonceSource nonce_;
   Step step_ = Step::ExpectClientFirst;
+  bool plus_offered_ = false;   // the connection is TLS: SCRAM-SHA-256-PLUS was offered
+  bool plus_selected_ = false;  // and the client chose it
+  std::vector<unsigned char> end_point_;   // tls-server-end-point of this side's certificate
   std::string gs2_header_;                 // e.g. "n,,", echoed base64 in c=
   std::string client_first_message_bare_;  // "n=,r=..." for AuthMessage
   std::string server_first_message_;

@@ -19,15 +19,15 @@ import procfs
 from wire_client import WireClient
 
 
-def run(proxy, count, connect_threads=8, time_limit=90.0, settle=3.0):
+def run(proxy, count, connect_threads=8, time_limit=90.0, settle=3.0, tls=False):
     pid = proxy.pid
-    result = {"proxy": proxy.name, "clients_wanted": count}
+    result = {"proxy": proxy.name, "clients_wanted": count, "tls": tls}
 
     cluster = proxy.cluster
 
     def login(timeout=30):
         return WireClient("127.0.0.1", proxy.port, cluster.app_user, cluster.app_password,
-                          cluster.database, timeout=timeout, application_name="bench-idle")
+                          cluster.database, timeout=timeout, application_name="bench-idle", tls=tls)
 
     # One client first, so the pool has opened its server connection and the proxy has
     # done its one-time work before the baseline is taken.

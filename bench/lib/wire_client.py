@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import os
 import socket
+import ssl
 import struct
 
 
@@ -20,13 +21,15 @@ class ProtocolError(Exception):
 
 class WireClient:
     def __init__(self, host, port, user, password, database, rcvbuf=None, timeout=15.0,
-                 application_name="bench"):
+                 application_name="bench", tls=False):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             # Before connect(), so the window the kernel advertises is small from the start.
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.connect((host, port))
+        if tls:
+            self._start_tls(host)
         self.buffer = bytearray()
         self.parameters = {}
         try:
@@ -40,6 +43,17 @@ class WireClient:
             self.sock.close()
         except OSError:
             pass
+
+    def _start_tls(self, host):
+        # SSLRequest (F): Int32(8) Int32(80877103); the proxy answers 'S' or 'N'.
+        self.sock.sendall(struct.pack("!ii", 8, 80877103))
+        answer = self.sock.recv(1)
+        if answer != b"S":
+            raise ProtocolError(f"TLS refused: the answer to SSLRequest was {answer!r}")
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False  # a benchmark: encryption cost, not verification
+        context.verify_mode = ssl.CERT_NONE
+        self.sock = context.wrap_socket(self.sock, server_hostname=host)
 
     # -- framing
     def _send(self, tag, body):

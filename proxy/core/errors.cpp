@@ -38,6 +38,13 @@ constexpr std::array kTable{
     Entry{AdminNotAllowed, sqlstate::kInvalidAuthorizationSpecification, F,
           "user \"{}\" may not use the admin console (see [admin] users)"},
     Entry{UnknownDatabase, sqlstate::kInvalidCatalogName, F, "database \"{}\" does not exist"},
+    Entry{TlsRequired, sqlstate::kInvalidAuthorizationSpecification, F,
+          "connection without TLS refused: pgsidecar requires TLS ([tls] client_tls = \"require\"); connect with "
+          "sslmode=require or stronger"},
+    Entry{ClientCertificateMissing, sqlstate::kInvalidAuthorizationSpecification, F,
+          "connection requires a valid client certificate"},
+    Entry{CertificateAuthFailed, sqlstate::kInvalidAuthorizationSpecification, F,
+          "certificate authentication failed for user \"{}\""},
     Entry{ClientIdleTimeout, kIdleSessionTimeout, F, "terminating connection due to client_idle_timeout ({} ms)"},
     Entry{IdleInTransactionTimeout, kIdleInTransactionTimeout, F,
           "terminating connection due to idle-in-transaction timeout (idle_in_transaction_timeout = {} ms)"},

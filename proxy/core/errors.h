@@ -23,6 +23,9 @@ enum class ProxyErrc : uint8_t {
   PasswordFailed,             // {user}
   AdminNotAllowed,            // {user}
   UnknownDatabase,            // {database}
+  TlsRequired,                // a plain login while [tls] client_tls = "require"
+  ClientCertificateMissing,   // auth_method "cert" without a verified client certificate
+  CertificateAuthFailed,      // {user}: the certificate's CN is not the user name
   // A logged-in client's connection ends.
   ClientIdleTimeout,          // {ms}
   IdleInTransactionTimeout,   // {ms}

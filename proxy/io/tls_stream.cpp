@@ -1,6 +1,7 @@
 #include "proxy/io/tls_stream.h"
 
 #include <openssl/err.h>
+#include <openssl/buffer.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
@@ -26,13 +27,69 @@ void on_cipher_written(uv_write_t* req, int status) {
 
 }  // namespace
 
-TlsStream::TlsStream(SSL* ssl, uv_stream_t* stream) : ssl_(ssl), stream_(stream) {
-  rbio_ = BIO_new(BIO_s_mem());
-  wbio_ = BIO_new(BIO_s_mem());
+std::string openssl_error(std::string what) {
+  char text[256];
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return what;
+  ERR_error_string_n(e, text, sizeof text);
+  return what + ": " + text;
+}
+
+int tls_protocol_version(std::string_view name) {
+  if (name == "TLSv1") return TLS1_VERSION;
+  if (name == "TLSv1.1") return TLS1_1_VERSION;
+  if (name == "TLSv1.3") return TLS1_3_VERSION;
+  return TLS1_2_VERSION;  // libpq's and PostgreSQL's default minimum
+}
+
+namespace {
+
+BIO* new_memory_bio() {
+  BIO* bio = BIO_new(BIO_s_mem());
   // An empty read BIO means "want more", not end of file.
-  BIO_set_mem_eof_return(rbio_, -1);
-  BIO_set_mem_eof_return(wbio_, -1);
+  BIO_set_mem_eof_return(bio, -1);
+  return bio;
+}
+
+std::size_t bio_capacity(BIO* bio) {
+  BUF_MEM* mem = nullptr;
+  BIO_get_mem_ptr(bio, &mem);
+  return mem != nullptr ? mem->max : 0;
+}
+
+}  // namespace
+
+TlsStream::TlsStream(SSL* ssl, uv_stream_t* stream) : ssl_(ssl), stream_(stream) {
+  rbio_ = new_memory_bio();
+  wbio_ = new_memory_bio();
   SSL_set_bio(ssl_, rbio_, wbio_);
+}
+
+void TlsStream::release_buffers(std::size_t keep) {
+  if (BIO_ctrl_pending(rbio_) > 0 || BIO_ctrl_pending(wbio_) > 0) return;
+  if (bio_capacity(rbio_) + bio_capacity(wbio_) <= keep) return;
+  rbio_ = new_memory_bio();
+  wbio_ = new_memory_bio();
+  SSL_set_bio(ssl_, rbio_, wbio_);  // frees the old ones
+}
+
+std::optional<std::string> TlsStream::verified_peer_common_name() const {
+  if (SSL_get_verify_result(ssl_) != X509_V_OK) return std::nullopt;
+  X509* cert = SSL_get0_peer_certificate(ssl_);
+  if (cert == nullptr) return std::nullopt;
+  X509_NAME* subject = X509_get_subject_name(cert);
+  const int at = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+  if (at < 0) return std::nullopt;
+  const ASN1_STRING* data = X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, at));
+  unsigned char* utf8 = nullptr;
+  const int n = ASN1_STRING_to_UTF8(&utf8, data);
+  if (n < 0) return std::nullopt;
+  std::string name(reinterpret_cast<const char*>(utf8), static_cast<std::size_t>(n));
+  OPENSSL_free(utf8);
+  // A NUL inside the name could make "admin\0.evil" pass as "admin" elsewhere.
+  if (name.find('\0') != std::string::npos) return std::nullopt;
+  return name;
 }
 
 TlsStream::~TlsStream() { SSL_free(ssl_); }

@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -54,6 +55,15 @@ class TlsStream {
   // The proxy's own message; done(status) runs exactly once.
   void write_owned(std::vector<std::byte> plain, std::function<void(int)> done);
 
+  // Gives the memory BIOs' buffers back when they are empty and hold more than `keep`
+  // bytes between them: a BIO keeps the room of its largest write (a handshake, a large
+  // result), which an idle connection does not need. SSL_MODE_RELEASE_BUFFERS frees
+  // OpenSSL's own record buffers.
+  void release_buffers(std::size_t keep);
+  // The common name of the peer's certificate once OpenSSL verified it; nullopt without a
+  // certificate, when verification failed, or when the name holds a NUL byte.
+  std::optional<std::string> verified_peer_common_name() const;
+
   SSL* ssl() { return ssl_; }
   // RFC 5929 tls-server-end-point: the hash of the server's certificate, with its signature
   // algorithm's digest (SHA-256 for MD5 and SHA-1). `own`: this side is the server. Empty
@@ -73,6 +83,11 @@ class TlsStream {
   bool established_ = false;
   std::string error_;
 };
+
+// OpenSSL's oldest queued error after `what` (and the queue cleared).
+std::string openssl_error(std::string what);
+// "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3" as OpenSSL's constant; anything else TLSv1.2.
+int tls_protocol_version(std::string_view name);
 
 // Where a connection's bytes go: its socket, or the TLS session over it.
 struct Sink {

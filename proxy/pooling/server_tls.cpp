@@ -40,22 +40,6 @@ std::string default_file(const char* name) {
   return std::filesystem::exists(path, ec) ? path : std::string();
 }
 
-std::string openssl_error(std::string what) {
-  char text[256];
-  const unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return what;
-  ERR_error_string_n(e, text, sizeof text);
-  return what + ": " + text;
-}
-
-int protocol_version(const std::string& name) {
-  if (name == "TLSv1") return TLS1_VERSION;
-  if (name == "TLSv1.1") return TLS1_1_VERSION;
-  if (name == "TLSv1.3") return TLS1_3_VERSION;
-  return TLS1_2_VERSION;  // libpq's default minimum
-}
-
 ServerAuthPolicy auth_policy(const config::ServerAddress& a) {
   ServerAuthPolicy p;
   const std::string binding = option(a, "channel_binding");
@@ -85,15 +69,15 @@ ServerTls::ServerTls(const config::ServerAddress& a) : auth_(auth_policy(a)) {
 
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (ctx_ == nullptr) {
-    error_ = openssl_error("could not create a TLS context");
+    error_ = io::openssl_error("could not create a TLS context");
     return;
   }
   // Idle server connections keep no read and write buffers.
   SSL_CTX_set_mode(ctx_, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_options(ctx_, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET | SSL_OP_NO_COMPRESSION);
-  SSL_CTX_set_min_proto_version(ctx_, protocol_version(option(a, "ssl_min_protocol_version")));
+  SSL_CTX_set_min_proto_version(ctx_, io::tls_protocol_version(option(a, "ssl_min_protocol_version")));
   if (const std::string max = option(a, "ssl_max_protocol_version"); !max.empty())
-    SSL_CTX_set_max_proto_version(ctx_, protocol_version(max));
+    SSL_CTX_set_max_proto_version(ctx_, io::tls_protocol_version(max));
 
   std::string root = option(a, "sslrootcert");
   if (root.empty()) root = default_file("root.crt");
@@ -102,7 +86,7 @@ ServerTls::ServerTls(const config::ServerAddress& a) : auth_(auth_policy(a)) {
     verify_peer_ = true;
   } else if (!root.empty()) {
     if (SSL_CTX_load_verify_locations(ctx_, root.c_str(), nullptr) != 1) {
-      error_ = openssl_error("could not read root certificate file \"" + root + "\"");
+      error_ = io::openssl_error("could not read root certificate file \"" + root + "\"");
       return;
     }
     // libpq: with a root certificate, require verifies the chain as verify-ca does.
@@ -115,7 +99,7 @@ ServerTls::ServerTls(const config::ServerAddress& a) : auth_(auth_policy(a)) {
   if (const std::string crl = option(a, "sslcrl"); !crl.empty() && verify_peer_) {
     X509_STORE* store = SSL_CTX_get_cert_store(ctx_);
     if (X509_STORE_load_file(store, crl.c_str()) != 1) {
-      error_ = openssl_error("could not read certificate revocation list \"" + crl + "\"");
+      error_ = io::openssl_error("could not read certificate revocation list \"" + crl + "\"");
       return;
     }
     X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
@@ -128,12 +112,12 @@ ServerTls::ServerTls(const config::ServerAddress& a) : auth_(auth_policy(a)) {
   if (key.empty()) key = default_file("postgresql.key");
   if (!cert.empty()) {
     if (SSL_CTX_use_certificate_chain_file(ctx_, cert.c_str()) != 1) {
-      error_ = openssl_error("could not read client certificate \"" + cert + "\"");
+      error_ = io::openssl_error("could not read client certificate \"" + cert + "\"");
       return;
     }
     if (key.empty() || SSL_CTX_use_PrivateKey_file(ctx_, key.c_str(), SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx_) != 1) {
-      error_ = openssl_error("could not read the private key \"" + key + "\" of client certificate \"" + cert + "\"");
+      error_ = io::openssl_error("could not read the private key \"" + key + "\" of client certificate \"" + cert + "\"");
       return;
     }
   }
@@ -156,7 +140,7 @@ std::unique_ptr<io::TlsStream> ServerTls::start(uv_stream_t* stream, std::string
   }
   SSL* ssl = SSL_new(ctx_);
   if (ssl == nullptr) {
-    error = openssl_error("could not create a TLS session");
+    error = io::openssl_error("could not create a TLS session");
     return nullptr;
   }
   SSL_set_connect_state(ssl);
@@ -169,7 +153,7 @@ std::unique_ptr<io::TlsStream> ServerTls::start(uv_stream_t* stream, std::string
                                                : SSL_set1_host(ssl, verify_host_.c_str());
     if (ok != 1) {
       SSL_free(ssl);
-      error = openssl_error("could not set the host name to verify");
+      error = io::openssl_error("could not set the host name to verify");
       return nullptr;
     }
   }

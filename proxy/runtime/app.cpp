@@ -49,6 +49,12 @@ constexpr std::chrono::seconds kScrapeTimeout{2};
 }  // namespace
 
 int App::run() {
+  std::shared_ptr<const ClientTlsContext> tls;
+  if (std::string error; !load_client_tls(*config_, tls, error)) {
+    log_error("tls_failed").kv("error", error);
+    return 1;
+  }
+  for (auto& w : workers_) w->set_config(config_, tls);
   for (auto& w : workers_) {
     std::string error;
     if (!w->listen(error)) {
@@ -281,8 +287,21 @@ bool App::kill(const std::string& database) {
   return true;
 }
 
+bool App::load_client_tls(const config::Config& config, std::shared_ptr<const ClientTlsContext>& out,
+                          std::string& error) {
+  out.reset();
+  if (!config.tls.enabled()) return true;
+  out = ClientTlsContext::load(config.tls, error);
+  return out != nullptr;
+}
+
 void App::reload_now() {
   config::LoadResult loaded = config::load_file(config_path_);
+  // Certificates and keys are read again at every reload, changed config or not.
+  std::shared_ptr<const ClientTlsContext> tls;
+  std::string tls_error;
+  if (loaded.problems.empty() && !load_client_tls(*loaded.config, tls, tls_error))
+    loaded.problems.push_back({"tls", 0, 0, tls_error});
   if (!loaded.problems.empty()) {
     for (const auto& p : loaded.problems) log_error("reload_failed").kv("problem", p.to_string());
     log_error("reload_failed").kv("detail", "the previous configuration stays in effect");
@@ -300,7 +319,7 @@ void App::reload_now() {
   monitor_->reload(config_);
   for (auto& w : workers_) {
     Worker* target = w.get();
-    target->post([target, cfg = loaded.config] { target->set_config(cfg); });
+    target->post([target, cfg = loaded.config, tls] { target->set_config(cfg, tls); });
   }
   log_info("reloaded").kv("config", config_path_);
 }

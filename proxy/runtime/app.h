@@ -19,6 +19,7 @@
 #include "proxy/admin/runtime_stats.h"
 #include "proxy/pooling/pool_limits.h"
 #include "proxy/pooling/runtime_services.h"
+#include "proxy/session/client_tls.h"
 
 namespace pgsidecar::http {
 class HttpServer;
@@ -32,6 +33,9 @@ class Worker;
 class App final : public RuntimeServices, public AdminServices {
  public:
   App(std::shared_ptr<const config::Config> config, std::string config_path);
+  // [tls]'s context for client connections (null when off); false with `error`.
+  static bool load_client_tls(const config::Config& config, std::shared_ptr<const ClientTlsContext>& out,
+                              std::string& error);
   App(const App&) = delete;
   App& operator=(const App&) = delete;
   ~App() override;

@@ -36,6 +36,12 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (cli.check) {
+    // The certificate and key files too: a reload would refuse them, a start fail.
+    std::shared_ptr<const proxy::ClientTlsContext> tls;
+    if (!proxy::App::load_client_tls(*loaded.config, tls, error)) {
+      std::fprintf(stderr, "%s: 1 problem:\n  tls: %s\n", cli.config_path.c_str(), error.c_str());
+      return 1;
+    }
     std::printf("%s: configuration is valid\n", cli.config_path.c_str());
     return 0;
   }

@@ -71,7 +71,10 @@ class Worker final : public SessionHost, public LesseeDirectory {
     for (auto& [key, pool] : pools_) f(*pool);
   }
   void set_topology(std::shared_ptr<const TopologySnapshot> snapshot);
-  void set_config(std::shared_ptr<const config::Config> config) { config_ = std::move(config); }
+  void set_config(std::shared_ptr<const config::Config> config, std::shared_ptr<const ClientTlsContext> tls) {
+    config_ = std::move(config);
+    client_tls_ = std::move(tls);
+  }
   std::size_t session_count() const { return sessions_.size(); }
   // This worker's part of the runtime's statistics (on the loop thread).
   void collect(RuntimeStats& out, bool rows);
@@ -86,6 +89,7 @@ class Worker final : public SessionHost, public LesseeDirectory {
   AdminServices& admin() override { return admin_; }
   SessionResources& resources() override { return resources_; }
   std::shared_ptr<const config::Config> current_config() const override { return config_; }
+  std::shared_ptr<const ClientTlsContext> client_tls() const override { return client_tls_; }
   const TopologySnapshot& topology() const override { return *topology_; }
   PoolShard& pool_for(const std::shared_ptr<const config::Config>& config, const config::Database& database,
                       const config::User& user, const config::ServerAddress& server) override;
@@ -113,6 +117,7 @@ class Worker final : public SessionHost, public LesseeDirectory {
   RuntimeServices& runtime_;
   AdminServices& admin_;
   std::shared_ptr<const config::Config> config_;  // for new logins; sessions keep their own
+  std::shared_ptr<const ClientTlsContext> client_tls_;  // from config_'s [tls]; null: off
   io::Loop loop_;
   SessionResources resources_;
   uv_timer_t tick_{};

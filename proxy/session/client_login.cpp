@@ -90,7 +90,8 @@ bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {
         return false;
       }
       asked = true;
-      // No TLS or GSS encryption yet: 'N' tells the client to go on in plain text.
+      if (ssl) return answer_ssl_request();
+      // No GSS encryption: 'N' tells the client to go on in plain text.
       send_own({std::byte{'N'}});
       return true;
     }
@@ -116,6 +117,7 @@ bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {
   login_->startup = std::move(packet.startup);
   user_name_ = std::move(login_->startup.user);
   database_name_ = std::move(login_->startup.database);
+  if (tls_refused_plain()) return false;
   if (login_->startup.minor() > 0) {
     // We speak 3.0: say so, and name the protocol options (_pq_.*) we ignore.
     std::vector<std::string_view> unknown;
@@ -144,6 +146,10 @@ void ClientSession::begin_authentication() {
   set_phase(ClientPhase::Authenticating, "startup received");
   std::vector<std::byte> out;
   switch (method) {
+    case config::AuthMethod::Cert:
+      if (!check_client_certificate()) return;
+      authentication_succeeded();
+      return;
     case config::AuthMethod::Trust:
       if (!login_->user_known) {
         fail_login(make_error(ProxyErrc::PasswordFailed, {user_name_}));
@@ -163,8 +169,7 @@ void ClientSession::begin_authentication() {
                                              ? credentials.scram_verifier_for(*user_)
                                              : protocol::mock_scram_verifier(user_name_, credentials.mock_secret());
       login_->scram = std::make_unique<protocol::ScramServer>(std::move(verifier));
-      const std::string_view mechanisms[] = {"SCRAM-SHA-256"};
-      protocol::append_authentication_sasl(out, mechanisms);
+      offer_sasl(out);
       break;
     }
   }
@@ -210,12 +215,7 @@ bool ClientSession::handle_sasl(std::span<const std::byte> body) {
       fail_login(make_error(ProxyErrc::ProtocolViolation, {"malformed SASLInitialResponse message"}));
       return false;
     }
-    if (mechanism != "SCRAM-SHA-256") {
-      fail_login(make_error(ProxyErrc::ProtocolViolation,
-                            {"client selected an invalid SASL authentication mechanism \"" + std::string(mechanism) +
-                             "\""}));
-      return false;
-    }
+    if (!select_sasl(mechanism)) return false;
     if (!login_->scram->handle_client_first(protocol::as_string_view(data), reply, error)) {
       fail_login(make_error(ProxyErrc::ProtocolViolation, {"malformed SCRAM message: " + error}));
       return false;
@@ -314,6 +314,8 @@ void ClientSession::finish_login(const ParamMap& server_params) {
     if (is_tracked_parameter(k)) params_.set(k, v);
   host_.resources().param_sets.share(params_);
   login_.reset();
+  // What the handshake left in the TLS session's buffers (certificate, hellos) goes too.
+  if (tls_ != nullptr) tls_->release_buffers(0);
   protocol::append_backend_key_data(out, virtual_pid_, virtual_secret_);
   protocol::append_ready_for_query(out, 'I');
   send_own(std::move(out));
@@ -328,6 +330,15 @@ void ClientSession::finish_login(const ParamMap& server_params) {
 
 void ClientSession::fail_login(const ProxyError& why) {
   ++host_.resources().counters.login_failures[why.sqlstate];
+  if (tls_ != nullptr && !tls_->established()) {
+    // Mid-handshake (login_timeout) there is no channel for an ErrorResponse.
+    log_info("client_login_failed")
+        .kv("worker", host_.loop().id())
+        .kv("session", static_cast<long long>(id_))
+        .kv("error", "TLS handshake not finished: " + why.message);
+    close("TLS handshake not finished");
+    return;
+  }
   log_info("client_login_failed")
       .kv("worker", host_.loop().id())
       .kv("session", static_cast<long long>(id_))

@@ -36,6 +36,10 @@ const char* phase_name(ClientPhase p) {
   return "?";
 }
 
+// TLS buffers an idle client may keep (its memory BIOs' room): more is given back between
+// transactions, so a large result does not stay allocated for an idle client.
+constexpr std::size_t kIdleTlsBufferBytes = 4096;
+
 // Enough of a Bind or Query to read the names or keywords pgsidecar looks at.
 constexpr std::size_t kPeekBytes = 4096;
 // Prepared statements a client may have before its pool's max_prepared_statements applies.
@@ -99,6 +103,7 @@ bool ClientSession::accept_from(uv_stream_t* listener, bool is_tcp) {
     return false;
   }
   if (is_tcp) uv_tcp_nodelay(&stream_.tcp, 1);
+  tcp_ = is_tcp;
   reading_ = true;
   uv_read_start(stream_.stream, &ClientSession::on_alloc, &ClientSession::on_read);
   return true;
@@ -157,7 +162,9 @@ void ClientSession::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* self = static_cast<ClientSession*>(h->data);
   // An idle client holds no buffer; reading its next request (or its goodbye) into the
   // worker's scratch space means thousands of idle clients closing at once take no memory.
-  *buf = self->input_.holds_memory() ? self->input_.free_space() : self->host_.loop().buffers().scratch();
+  // Ciphertext goes to the TLS session's read BIO at once: scratch space will do too.
+  const bool own = self->input_.holds_memory() && self->tls_ == nullptr;
+  *buf = own ? self->input_.free_space() : self->host_.loop().buffers().scratch();
 }
 
 void ClientSession::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
@@ -173,7 +180,9 @@ void ClientSession::read(ssize_t nread, const uv_buf_t* buf) {
     close(nread == UV_EOF ? "client disconnected" : uv_strerror(static_cast<int>(nread)));
     return;
   }
-  if (input_.holds_memory()) {
+  if (tls_ != nullptr) {
+    tls_->received(buf->base, static_cast<std::size_t>(nread));  // process_input decrypts
+  } else if (input_.holds_memory()) {
     input_.commit(static_cast<std::size_t>(nread));
   } else {
     // Worked on in place; finish_pass() keeps what is left before returning.
@@ -199,6 +208,19 @@ void ClientSession::resume() {
 // no pass ever starts inside another.
 void ClientSession::process_input() {
   if (retry_.replay_pending && !write_in_flight()) replay_request();
+  // Over TLS, each round decrypts what fits in the input buffer; what does not fit waits in
+  // the TLS session until a pass makes room (a completed forward calls this again).
+  for (;;) {
+    if (tls_ != nullptr && !closed() && phase_ != ClientPhase::Failing && !pull_tls()) return;
+    run_passes();
+    if (tls_ == nullptr || !tls_->has_pending() || closed() || phase_ == ClientPhase::Failing ||
+        input_.full() || write_in_flight())
+      break;
+  }
+  finish_pass();
+}
+
+void ClientSession::run_passes() {
   for (;;) {
     if (closed() || phase_ == ClientPhase::Failing) break;
     if (phase_ == ClientPhase::Startup || phase_ == ClientPhase::Authenticating) {
@@ -211,7 +233,6 @@ void ClientSession::process_input() {
     if (phase_ == ClientPhase::Admin) pass = process_admin_messages();
     if (pass == Pass::Stop) break;
   }
-  finish_pass();
 }
 
 void ClientSession::finish_pass() {
@@ -228,6 +249,7 @@ void ClientSession::finish_pass() {
       input_.release_if_empty();
       input_.shrink();
       if (forward_ != nullptr) host_.loop().batches().give(std::move(forward_));
+      if (tls_ != nullptr && tls_->established()) tls_->release_buffers(kIdleTlsBufferBytes);
     }
     // A client with a server reads into a full chunk (a COPY streams in large reads). So
     // does one whose small chunk is full: it may hold the start of a request that needs

@@ -134,7 +134,16 @@ class ClientSession final : public ServerLessee {
   void set_phase(ClientPhase next, const char* why);
   bool closed() const { return phase_ == ClientPhase::Closed; }
   void process_input();
+  void run_passes();   // startup, login, forwarding or admin, on what the input buffer holds
   void finish_pass();  // after a pass: keep leftovers, size the buffer, start or stop reading
+
+  // client_session_tls.cpp (the session's side of [tls])
+  bool pull_tls();  // handshake, then decrypt what fits into input_; false: closed
+  bool answer_ssl_request();  // after an SSLRequest: 'S' and a TLS session, or 'N'
+  bool tls_refused_plain();   // client_tls = "require" and this login is plain TCP: refused
+  bool check_client_certificate();  // auth_method "cert"
+  void offer_sasl(std::vector<std::byte>& out);  // SCRAM-SHA-256-PLUS first over TLS
+  bool select_sasl(std::string_view mechanism);  // false: refused
 
   // client_login.cpp
   bool process_startup();
@@ -208,6 +217,7 @@ class ClientSession final : public ServerLessee {
   io::HandleGroup handles_;
   io::Stream stream_;
   std::unique_ptr<io::TlsStream> tls_;  // null: plain (docs/tls.md)
+  bool tcp_ = false;                    // TCP, not the Unix socket (which never needs TLS)
   int own_writes_ = 0;
   bool reading_ = false;  // uv_read_start is in effect
 

@@ -16,6 +16,7 @@
 #include "proxy/pooling/pool_shard.h"
 #include "proxy/pooling/runtime_services.h"
 #include "proxy/routing/topology.h"
+#include "proxy/session/client_tls.h"
 #include "proxy/session/session_resources.h"
 
 namespace pgsidecar::proxy {
@@ -30,6 +31,9 @@ class SessionHost {
   virtual SessionResources& resources() = 0;
   // The snapshot a new session logs in with and keeps for its whole life.
   virtual std::shared_ptr<const config::Config> current_config() const = 0;
+  // The TLS context for new client connections, made from current_config()'s [tls] at the
+  // same load; null when [tls] is off.
+  virtual std::shared_ptr<const ClientTlsContext> client_tls() const = 0;
   // The latest health snapshot; sessions route each transaction with it.
   virtual const TopologySnapshot& topology() const = 0;
   // This worker's shard of the pool for (database, user, server); made on first use and

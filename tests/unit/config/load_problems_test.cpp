@@ -214,7 +214,7 @@ reads = "replica"
 on_primary_down = 1
 )toml");
   expect_problems(r, {
-                         {"auth.method", 2, 10, "expected one of \"scram-sha-256\", \"md5\", \"trust\", got \"password\""},
+                         {"auth.method", 2, 10, "expected one of \"scram-sha-256\", \"md5\", \"trust\", \"cert\", got \"password\""},
                          {"pool_defaults.mode", 4, 8, "expected one of \"session\", \"transaction\", got \"sesion\""},
                          {"users[0].auth_method", 8, 15, "got \"SCRAM-SHA-256\""},
                          {"databases[0].reads", 12, 9, "expected one of \"primary\", \"replicas\", \"any\", got \"replica\""},
