@@ -49,6 +49,7 @@ enum class ProxyErrc : uint8_t {
   ServerProtocolViolation,    // {what}
   ServerNeedsPassword,        // {user}
   ServerAuthFailed,           // {what}
+  ServerScramIterations,      // {iterations} {max_scram_iterations}
   // The admin console.
   AdminUnknownCommand,        // {command}
   AdminBadArgument,           // {what}

@@ -132,10 +132,31 @@ void ServerConn::on_connect_timeout(uv_timer_t* t) {
 
 void ServerConn::start_login() {
   set_state(ServerState::LoggingIn, "connected");
-  login_ = std::make_unique<ServerLogin>(pool_.target());
+  login_ = std::make_unique<ServerLogin>(pool_.target(), pool_.config().limits.max_scram_iterations);
   send_own(login_->startup_message());
   reading_ = true;
   uv_read_start(stream_.stream, &ServerConn::on_alloc, &ServerConn::on_read);
+}
+
+// PBKDF2 at the server's iteration count takes milliseconds to seconds of CPU: on the
+// thread pool, so that every other connection of this loop is served meanwhile. Messages
+// from the server wait in the input buffer until the answer is sent.
+void ServerConn::derive_keys_off_loop() {
+  std::shared_ptr<protocol::ScramKeyDerivation> keys = login_->take_key_derivation();
+  deriving_keys_ = true;
+  loop_.queue_work([keys] { keys->derive(); },
+                   [this, keys] {
+                     deriving_keys_ = false;  // *this waited for this (maybe_free)
+                     if (closing()) {
+                       maybe_free();
+                       return;
+                     }
+                     std::vector<std::byte> reply;
+                     login_->keys_derived(*keys, reply);
+                     send_own(std::move(reply));
+                     process_input();
+                     loop_.run_deferred();
+                   });
 }
 
 void ServerConn::send_own(std::vector<std::byte> bytes) {
@@ -188,7 +209,7 @@ void ServerConn::close(ServerCloseReason why, std::string_view detail) {
 void ServerConn::on_last_handle_closed(void* self) { static_cast<ServerConn*>(self)->maybe_free(); }
 
 void ServerConn::maybe_free() {
-  if (!closing() || handles_.open() > 0 || own_writes_ > 0 || forward_.in_flight()) return;
+  if (!closing() || handles_.open() > 0 || own_writes_ > 0 || forward_.in_flight() || deriving_keys_) return;
   pool_.on_server_closed(*this);  // deletes *this
 }
 
@@ -243,7 +264,7 @@ void ServerConn::process_input() {
 
 bool ServerConn::process_login() {
   const uint32_t max = pool_.config().limits.max_message_size;
-  while (state_ == ServerState::LoggingIn) {
+  while (state_ == ServerState::LoggingIn && !deriving_keys_) {
     protocol::Frame frame;
     std::size_t used = 0;
     std::string error;
@@ -277,6 +298,9 @@ bool ServerConn::handle_login_message(char t, std::span<const std::byte> body) {
       switch (login_->on_authentication(body, reply, error)) {
         case ServerLogin::Step::Reply:
           send_own(std::move(reply));
+          return true;
+        case ServerLogin::Step::DeriveKeys:
+          derive_keys_off_loop();
           return true;
         case ServerLogin::Step::Authenticated:
           return true;

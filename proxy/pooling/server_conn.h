@@ -158,6 +158,7 @@ class ServerConn {
   bool handle_idle_message(const protocol::FrameHeader& h, std::span<const std::byte> in, bool& stop);
   void finish_boundary(bool forwarded);
   void fail_login(const ProxyError& why);
+  void derive_keys_off_loop();
   void send_own(std::vector<std::byte> bytes);
   bool flush_forward();  // true: written at once (no completion callback follows)
   void note_response_started();
@@ -179,6 +180,7 @@ class ServerConn {
   uv_connect_t connect_req_{};
   int own_writes_ = 0;
   bool reading_ = false;
+  bool deriving_keys_ = false;  // a SCRAM key derivation runs on the thread pool
 
   InputBuffer input_;
   OutboundBatch forward_;           // to the leasing session's client

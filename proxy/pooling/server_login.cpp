@@ -54,15 +54,26 @@ ServerLogin::Step ServerLogin::on_authentication(std::span<const std::byte> body
       if (protocol::parse_sasl_mechanisms(req.data, mechanisms))
         for (auto m : mechanisms) scram = scram || m == "SCRAM-SHA-256";
       if (!scram) return fail(error, ProxyErrc::ServerAuthFailed, "server offers no SASL mechanism pgsidecar supports");
-      scram_ = std::make_unique<protocol::ScramClient>(target_.password);
+      scram_ = std::make_unique<protocol::ScramClient>(target_.password, protocol::NonceSource{}, std::string{},
+                                                       max_scram_iterations_);
       protocol::append_sasl_initial_response(reply, "SCRAM-SHA-256", scram_->client_first());
       return Step::Reply;
     }
     case protocol::kAuthSaslContinue: {
-      std::string client_final;
-      if (!scram_ || !scram_->handle_server_first(protocol::as_string_view(req.data), client_final, problem))
-        return fail(error, ProxyErrc::ServerAuthFailed, "SCRAM exchange with server failed: " + problem);
-      protocol::append_sasl_response(reply, client_final);
+      if (!scram_) return fail(error, ProxyErrc::ServerAuthFailed, "SCRAM exchange with server failed: unexpected message");
+      switch (scram_->read_server_first(protocol::as_string_view(req.data), keys_, problem)) {
+        case protocol::ScramClient::ServerFirst::Ok:
+          break;
+        case protocol::ScramClient::ServerFirst::Invalid:
+          return fail(error, ProxyErrc::ServerAuthFailed, "SCRAM exchange with server failed: " + problem);
+        case protocol::ScramClient::ServerFirst::TooManyIterations:
+          error = make_error(ProxyErrc::ServerScramIterations, {std::to_string(scram_->requested_iterations()),
+                                                                std::to_string(max_scram_iterations_)});
+          return Step::Failed;
+      }
+      if (!keys_->derived) return Step::DeriveKeys;
+      keys_derived(*keys_, reply);
+      keys_.reset();
       return Step::Reply;
     }
     case protocol::kAuthSaslFinal:
@@ -74,6 +85,10 @@ ServerLogin::Step ServerLogin::on_authentication(std::span<const std::byte> body
       return fail(error, ProxyErrc::ServerAuthFailed,
                   "server asked for an unsupported authentication method (code " + std::to_string(req.code) + ")");
   }
+}
+
+void ServerLogin::keys_derived(const protocol::ScramKeyDerivation& keys, std::vector<std::byte>& reply) {
+  protocol::append_sasl_response(reply, scram_->client_final(keys));
 }
 
 }  // namespace pgsidecar::proxy

@@ -248,9 +248,12 @@ void Worker::accept_client(uv_stream_t* listener, bool is_tcp) {
   auto session = std::make_unique<ClientSession>(*this, id, pid, secret);
   ClientSession* raw = session.get();
   sessions_.emplace(pid, std::move(session));
-  runtime_.client_count().fetch_add(1);
+  const int count = runtime_.client_count().fetch_add(1) + 1;
   if (!raw->accept_from(listener, is_tcp)) return;
-  if (runtime_.client_count().load() > limit) raw->reject_too_many(limit);
+  // Above the limit, a few more connections may stay for admins, so that an operator
+  // can still reach the console (SHOW CLIENTS, KILL) when clients have used every slot.
+  if (count > limit + config_->listen.admin_reserved_connections) raw->reject_too_many(limit);
+  else if (count > limit) raw->admit_admin_only(limit);
 }
 
 void Worker::forget(ClientSession& session) {
