@@ -30,13 +30,21 @@ class ScramRole {
  public:
   ScramRole(const Cluster& cluster, int iterations)
       : cluster_(cluster), name_("itest_scram_" + random_suffix()) {
+    Connection su = superuser(cluster_);
+    const QueryResult created = su.exec("CREATE ROLE " + name_ + " LOGIN");
+    REQUIRE_MESSAGE(created.ok, created.describe());
+    set_password(password(), iterations);
+  }
+
+  // The role's password from now on, stored as a verifier with this iteration count.
+  void set_password(const std::string& password, int iterations = 4096) {
     std::vector<std::byte> salt(16);
     for (std::size_t i = 0; i < salt.size(); ++i) salt[i] = std::byte(static_cast<unsigned char>(rand() & 0xff));
     const std::string verifier = pgsidecar::protocol::format_scram_verifier(
-        pgsidecar::protocol::make_scram_verifier(password(), salt, iterations));
+        pgsidecar::protocol::make_scram_verifier(password, salt, iterations));
     Connection su = superuser(cluster_);
-    const QueryResult created = su.exec("CREATE ROLE " + name_ + " LOGIN PASSWORD '" + verifier + "'");
-    REQUIRE_MESSAGE(created.ok, created.describe());
+    const QueryResult altered = su.exec("ALTER ROLE " + name_ + " PASSWORD '" + verifier + "'");
+    REQUIRE_MESSAGE(altered.ok, altered.describe());
   }
   ~ScramRole() {
     Connection su = Connection::open(cluster_.superuser_conninfo(cluster_.primary_port(), "postgres"));
@@ -62,6 +70,16 @@ class ScramRole {
 
 std::string admin_section(const Cluster& cluster) {
   return "[admin]\nusers = [" + toml_string(cluster.app_user()) + "]\n";
+}
+
+// Writes `config` and reloads (SIGHUP); returns once the proxy logged the first reload.
+void reload_with(ProxyProcess& proxy, const std::string& config) {
+  proxy.write_config(config);
+  proxy.signal(SIGHUP);
+  const auto deadline = Clock::now() + 10s;
+  while (proxy.stderr_tail(100000).find("event=reloaded") == std::string::npos && Clock::now() < deadline)
+    std::this_thread::sleep_for(20ms);
+  REQUIRE_MESSAGE(proxy.stderr_tail(100000).find("event=reloaded") != std::string::npos, proxy.stderr_tail());
 }
 
 // Opens `conninfo`, trying again for a few seconds while the proxy answers 53300: a
@@ -165,12 +183,7 @@ TEST_CASE("a reload that changes a password takes effect for new logins at once;
 
   ProxyConfig v2 = v1;
   v2.password = "second-client-pw";
-  proxy.write_config(proxy_config(cluster, v2));
-  proxy.signal(SIGHUP);
-  const auto deadline = Clock::now() + 10s;
-  while (proxy.stderr_tail(100000).find("event=reloaded") == std::string::npos && Clock::now() < deadline)
-    std::this_thread::sleep_for(20ms);
-  REQUIRE_MESSAGE(proxy.stderr_tail(100000).find("event=reloaded") != std::string::npos, proxy.stderr_tail());
+  reload_with(proxy, proxy_config(cluster, v2));
 
   for (int i = 0; i < 6; ++i) {
     CAPTURE(i);
@@ -184,6 +197,43 @@ TEST_CASE("a reload that changes a password takes effect for new logins at once;
     const QueryResult r = c.exec("SELECT 'still here'");
     CHECK_MESSAGE(r.ok, r.describe());
   }
+}
+
+TEST_CASE("a reload that rotates the probe login's password keeps probing the server with the new one") {
+  Cluster& cluster = Cluster::shared();
+  ScramRole role(cluster, 4096);
+  // The role is the only user: health probes and server logins both use its password.
+  const auto config = [&](const std::string& password) {
+    return "[listen]\naddress = \"127.0.0.1\"\nport = @PORT@\nworkers = 2\n\n[[users]]\nname = " +
+           toml_string(role.name()) + "\npassword = " + toml_string(password) +
+           "\n\n[[databases]]\nname = \"app\"\nsize = 2\nprimary = " +
+           toml_string("postgres://127.0.0.1:" + std::to_string(cluster.primary_port()) + "/" + cluster.database()) +
+           "\n";
+  };
+  ProxyProcess proxy;
+  REQUIRE_MESSAGE(proxy.start(config(ScramRole::password())), proxy.error());
+  CHECK(connect_ok(proxy.conninfo(role.name(), ScramRole::password(), "app")).exec("SELECT 1").ok);
+
+  // Rotate: the server first, then the proxy's configuration; then every connection of the
+  // role ends (as after a restart), so the probe must log in again.
+  const std::string rotated = "rotated-pw-" + random_suffix();
+  role.set_password(rotated);
+  reload_with(proxy, config(rotated));
+  Connection su = superuser(cluster);
+  REQUIRE(su.exec_params("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1", {role.name()}).ok);
+
+  // The probe's new connection shows up under the role once it logged in with the new password.
+  bool probe_back = false;
+  const auto deadline = Clock::now() + 15s;
+  while (!probe_back && Clock::now() < deadline) {
+    const QueryResult n = su.exec_params("SELECT count(*) FROM pg_stat_activity WHERE usename = $1", {role.name()});
+    probe_back = n.ok && n.value() != "0";
+    if (!probe_back) std::this_thread::sleep_for(100ms);
+  }
+  CHECK_MESSAGE(probe_back, proxy.stderr_tail());
+  Connection after = connect_ok(proxy.conninfo(role.name(), rotated, "app"));
+  const QueryResult r = after.exec("SELECT current_user");
+  CHECK_MESSAGE(r.ok, r.describe());
 }
 
 TEST_CASE("above max_client_connections, admin_reserved_connections let admins into the console only") {
@@ -274,6 +324,7 @@ TEST_CASE("no password reaches the log, SHOW output or errors: logins, failures,
   const std::string target = url(cluster.primary_port(), cluster.app_password(), "?sslpassword=" + switchover_password);
   const QueryResult switchover = admin.exec("SWITCHOVER forced TO '" + target + "'", 60s);
   CHECK_MESSAGE(switchover.ok, switchover.describe());
+  for (const std::string& notice : admin.notices()) seen += notice;
   const QueryResult malformed = admin.exec("SWITCHOVER forced TO 'postgres://u:" + switchover_password + "@h:0/x'");
   CHECK_FALSE(malformed.ok);
   seen += malformed.message;
