@@ -60,6 +60,9 @@ class PoolShard {
   const config::PoolSettings& settings() const { return db_.pool; }
   const config::Config& config() const { return *config_; }
   const ServerTarget& target() const { return target_; }
+  // A reload: logins from now on use the server password `config` gives this pool (a
+  // rotated password), whatever snapshot the shard was made with.
+  void refresh_login(const config::Config& config);
   const ResolvedAddress& address() const { return address_; }
   PoolLimits& limits() { return *limits_; }
   io::Loop& loop() { return loop_; }
@@ -124,6 +127,9 @@ class PoolShard {
   RuntimeServices& runtime_;
   LesseeDirectory& lessees_;
   PoolKey key_;
+  static void server_login(const config::User& user, const config::ServerAddress& address, std::string& login_user,
+                           std::string& password);
+
   std::shared_ptr<const config::Config> config_;  // keeps db_ alive
   const config::Database& db_;
   ServerTarget target_;

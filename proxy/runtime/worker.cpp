@@ -229,6 +229,11 @@ void Worker::kill(const std::string& database) {
     if (key.database == database) pool->close_idle();
 }
 
+void Worker::set_config(std::shared_ptr<const config::Config> config) {
+  config_ = std::move(config);
+  for (auto& [key, pool] : pools_) pool->refresh_login(*config_);
+}
+
 int32_t Worker::new_virtual_pid() {
   // Random, so that cancel keys are not guessable from one's own; unique among live clients.
   for (;;) {

@@ -71,7 +71,7 @@ class Worker final : public SessionHost, public LesseeDirectory {
     for (auto& [key, pool] : pools_) f(*pool);
   }
   void set_topology(std::shared_ptr<const TopologySnapshot> snapshot);
-  void set_config(std::shared_ptr<const config::Config> config) { config_ = std::move(config); }
+  void set_config(std::shared_ptr<const config::Config> config);  // a reload
   std::size_t session_count() const { return sessions_.size(); }
   // This worker's part of the runtime's statistics (on the loop thread).
   void collect(RuntimeStats& out, bool rows);

@@ -199,7 +199,7 @@ TEST_CASE("a reload that changes a password takes effect for new logins at once;
   }
 }
 
-TEST_CASE("a reload that rotates the probe login's password keeps probing the server with the new one") {
+TEST_CASE("a reload that rotates the server password reaches the probes and the existing pools") {
   Cluster& cluster = Cluster::shared();
   ScramRole role(cluster, 4096);
   // The role is the only user: health probes and server logins both use its password.
@@ -212,7 +212,12 @@ TEST_CASE("a reload that rotates the probe login's password keeps probing the se
   };
   ProxyProcess proxy;
   REQUIRE_MESSAGE(proxy.start(config(ScramRole::password())), proxy.error());
-  CHECK(connect_ok(proxy.conninfo(role.name(), ScramRole::password(), "app")).exec("SELECT 1").ok);
+  // Six clients at once: both workers get a pool, logged in with the first password.
+  std::vector<Connection> before;
+  for (int i = 0; i < 6; ++i) {
+    before.push_back(connect_ok(proxy.conninfo(role.name(), ScramRole::password(), "app")));
+    CHECK(before.back().exec("SELECT 1").ok);
+  }
 
   // Rotate: the server first, then the proxy's configuration; then every connection of the
   // role ends (as after a restart), so the probe must log in again.
@@ -231,9 +236,14 @@ TEST_CASE("a reload that rotates the probe login's password keeps probing the se
     if (!probe_back) std::this_thread::sleep_for(100ms);
   }
   CHECK_MESSAGE(probe_back, proxy.stderr_tail());
-  Connection after = connect_ok(proxy.conninfo(role.name(), rotated, "app"));
-  const QueryResult r = after.exec("SELECT current_user");
-  CHECK_MESSAGE(r.ok, r.describe());
+  // The pools the workers already had log in with the new password too.
+  std::vector<Connection> after;
+  for (int i = 0; i < 6; ++i) {
+    CAPTURE(i);
+    after.push_back(connect_ok(proxy.conninfo(role.name(), rotated, "app")));
+    const QueryResult r = after.back().exec("SELECT current_user");
+    CHECK_MESSAGE(r.ok, r.describe());
+  }
 }
 
 TEST_CASE("above max_client_connections, admin_reserved_connections let admins into the console only") {
