@@ -139,7 +139,7 @@ TEST_CASE("while a server login derives a costly SCRAM key, other clients of the
   ProxyProcess proxy;
   ProxyConfig config = pool_config("transaction", 2);
   config.workers = 1;  // one event loop: the bystander and the login share it
-  config.pool_extra = "server_connect_timeout = \"60s\"";
+  config.pool_extra = "server_connect_timeout = \"60s\"\nquery_wait_timeout = \"60s\"";
   config.extra = role.user_entry() + "[limits]\nmax_scram_iterations = " + std::to_string(kIterations) +
                  "\n[auth]\nlogin_timeout = \"60s\"\n";
   start_proxy(proxy, cluster, config);
