@@ -19,7 +19,8 @@ PoolShard::PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& 
       config_(std::move(config)),
       db_(db),
       limits_(std::move(limits)) {
-  const config::ServerAddress& a = server;
+  server_ = server;
+  const config::ServerAddress& a = entry_address(db, server);
   target_.host = a.host;
   target_.port = a.port;
   target_.database = a.dbname.empty() ? db.name : a.dbname;
@@ -31,6 +32,19 @@ PoolShard::PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& 
   if (!resolve_server_address(target_, address_, address_error_)) {
     log_error("server_address_unresolved").kv("database", db.name).kv("error", address_error_);
   }
+}
+
+// Entries naming the same server share its probe, and the topology names the server by
+// the first entry's URL; but each entry logs in with its own URL's user and password (a
+// forced user of one entry must not become another's).
+const config::ServerAddress& PoolShard::entry_address(const config::Database& db, const config::ServerAddress& server) {
+  const auto same = [&](const config::ServerAddress& a) {
+    return a.host == server.host && a.port == server.port && a.dbname == server.dbname;
+  };
+  if (same(db.primary)) return db.primary;
+  for (const auto& r : db.replicas)
+    if (same(r)) return r;
+  return server;  // a SWITCHOVER target
 }
 
 // DESIGN: a URL that names a user forces that login for every client of the entry.
@@ -51,16 +65,10 @@ void PoolShard::refresh_login(const config::Config& config) {
   const config::Database* db = config.find_database(key_.database);
   const config::User* user = config.find_user(key_.user);
   if (db == nullptr || user == nullptr) return;  // gone: its sessions keep their snapshot
-  const auto same_server = [&](const config::ServerAddress& a) {
-    return a.host == target_.host && a.port == target_.port &&
-           (a.dbname.empty() ? db->name : a.dbname) == target_.database;
-  };
-  const config::ServerAddress* address = same_server(db->primary) ? &db->primary : nullptr;
-  for (const auto& r : db->replicas)
-    if (address == nullptr && same_server(r)) address = &r;
-  if (address == nullptr) return;
+  const config::ServerAddress& address = entry_address(*db, server_);
+  if (&address == &server_) return;  // no longer named by the entry (or a SWITCHOVER target)
   std::string login_user, password;
-  server_login(*user, *address, login_user, password);
+  server_login(*user, address, login_user, password);
   // Only the password: a different user is a different pool's business.
   if (login_user == target_.user) target_.password = std::move(password);
 }

@@ -122,17 +122,18 @@ class PoolShard {
   ServerLessee* pop_waiter();
   void fail_waiters(const ProxyError& why);
   void remove_idle(ServerConn& server);
+  static const config::ServerAddress& entry_address(const config::Database& db, const config::ServerAddress& server);
+  static void server_login(const config::User& user, const config::ServerAddress& address, std::string& login_user,
+                           std::string& password);
 
   io::Loop& loop_;
   RuntimeServices& runtime_;
   LesseeDirectory& lessees_;
   PoolKey key_;
-  static void server_login(const config::User& user, const config::ServerAddress& address, std::string& login_user,
-                           std::string& password);
-
   std::shared_ptr<const config::Config> config_;  // keeps db_ alive
   const config::Database& db_;
   ServerTarget target_;
+  config::ServerAddress server_;  // as the topology names it (the first entry's URL, or a SWITCHOVER's)
   ResolvedAddress address_;
   std::string address_error_;  // non-empty: the host did not resolve
   std::shared_ptr<PoolLimits> limits_;

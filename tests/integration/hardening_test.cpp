@@ -236,13 +236,43 @@ TEST_CASE("a reload that rotates the server password reaches the probes and the 
     if (!probe_back) std::this_thread::sleep_for(100ms);
   }
   CHECK_MESSAGE(probe_back, proxy.stderr_tail());
-  // The pools the workers already had log in with the new password too.
+  // The pools the workers already had log in with the new password too. An idle server
+  // connection whose termination the proxy has not read yet may still be leased once
+  // (57P01): that client tries again.
   std::vector<Connection> after;
   for (int i = 0; i < 6; ++i) {
     CAPTURE(i);
-    after.push_back(connect_ok(proxy.conninfo(role.name(), rotated, "app")));
-    const QueryResult r = after.back().exec("SELECT current_user");
+    QueryResult r;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      after.push_back(connect_ok(proxy.conninfo(role.name(), rotated, "app")));
+      r = after.back().exec("SELECT current_user");
+      if (r.sqlstate != "57P01") break;
+    }
     CHECK_MESSAGE(r.ok, r.describe());
+  }
+}
+
+TEST_CASE("two entries on one server each log in as their own URL says: a forced user stays in its entry") {
+  Cluster& cluster = Cluster::shared();
+  ScramRole role(cluster, 4096);
+  const std::string server = "127.0.0.1:" + std::to_string(cluster.primary_port()) + "/" + cluster.database();
+  const std::string forced_url = "postgres://" + cluster.app_user() + ":" + cluster.app_password() + "@" + server;
+  const std::string plain_url = "postgres://" + server;
+  // Either entry may come first: the first names the server for the health probe.
+  for (const bool forced_first : {true, false}) {
+    CAPTURE(forced_first);
+    const std::string forced = "[[databases]]\nname = \"forced\"\nsize = 2\nprimary = " + toml_string(forced_url) + "\n";
+    const std::string plain = "[[databases]]\nname = \"plain\"\nsize = 2\nprimary = " + toml_string(plain_url) + "\n";
+    ProxyProcess proxy;
+    REQUIRE_MESSAGE(proxy.start("[listen]\naddress = \"127.0.0.1\"\nport = @PORT@\nworkers = 2\n\n" +
+                                role.user_entry() + "\n" + (forced_first ? forced + plain : plain + forced)),
+                    proxy.error());
+    for (int i = 0; i < 3; ++i) {
+      Connection on_plain = connect_ok(proxy.conninfo(role.name(), ScramRole::password(), "plain"));
+      CHECK(on_plain.exec("SELECT current_user").value() == role.name());
+      Connection on_forced = connect_ok(proxy.conninfo(role.name(), ScramRole::password(), "forced"));
+      CHECK(on_forced.exec("SELECT current_user").value() == cluster.app_user());
+    }
   }
 }
 
