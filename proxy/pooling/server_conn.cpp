@@ -154,8 +154,9 @@ void ServerConn::derive_keys_off_loop() {
                      std::vector<std::byte> reply;
                      login_->keys_derived(*keys, reply);
                      send_own(std::move(reply));
+                     io::Loop& loop = loop_;  // *this may be gone once process_input returns
                      process_input();
-                     loop_.run_deferred();
+                     loop.run_deferred();
                    });
 }
 
