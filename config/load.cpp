@@ -18,6 +18,7 @@
 
 #include "config/duration.h"
 #include "config/url.h"
+#include "protocol/scram.h"
 
 namespace pgsidecar::config {
 
@@ -37,11 +38,12 @@ using KeyList = std::span<const std::string_view>;
 constexpr std::string_view kTopKeys[] = {"listen", "http",          "auth",   "tls",    "limits",
                                          "admin",  "users",         "pool_defaults", "health", "databases"};
 constexpr std::string_view kListenKeys[] = {"address", "port", "unix_socket_dir", "workers",
-                                            "max_client_connections", "drain_timeout", "shutdown_delay"};
+                                            "max_client_connections", "admin_reserved_connections",
+                                            "drain_timeout", "shutdown_delay"};
 constexpr std::string_view kHttpKeys[] = {"address", "port"};
 constexpr std::string_view kAuthKeys[] = {"method", "login_timeout"};
 constexpr std::string_view kTlsKeys[] = {"cert_file", "key_file", "ca_file", "client_tls", "min_protocol"};
-constexpr std::string_view kLimitsKeys[] = {"max_message_size", "max_client_buffer"};
+constexpr std::string_view kLimitsKeys[] = {"max_message_size", "max_client_buffer", "max_scram_iterations"};
 constexpr std::string_view kAdminKeys[] = {"users"};
 constexpr std::string_view kUserKeys[] = {"name", "password", "server_password", "auth_method"};
 constexpr std::string_view kPoolKeys[] = {"mode",
@@ -378,6 +380,7 @@ void read_listen(Reader& r, const toml::table& t, Listen& out) {
   r.integer(t, p, "port", 1, 65535, out.port);
   r.integer(t, p, "workers", 0, 256, out.workers);
   r.integer(t, p, "max_client_connections", 1, INT_MAX, out.max_client_connections);
+  r.integer(t, p, "admin_reserved_connections", 0, 1000, out.admin_reserved_connections);
   r.duration(t, p, "drain_timeout", Zero::Allowed, out.drain_timeout);
   r.duration(t, p, "shutdown_delay", Zero::Allowed, out.shutdown_delay);
   if (const toml::node* n = r.string(t, p, "unix_socket_dir", out.unix_socket_dir);
@@ -500,8 +503,14 @@ void read_admin(Reader& r, const toml::table& t, Config& cfg) {
     const std::string path = element(child(p, "users"), i);
     std::string name;
     if (!r.string_value(n, path, name)) continue;
-    if (cfg.find_user(name) == nullptr)
+    const User* user = cfg.find_user(name);
+    if (user == nullptr)
       r.report(path, n.source(), "\"" + name + "\" is not a defined user (no [[users]] entry has that name)");
+    else if (cfg.auth_method_for(*user) == AuthMethod::Trust)
+      r.report(path, n.source(),
+               "admin user \"" + name + "\" would log in with trust: anyone reaching listen.address over TCP " +
+                   "would get the admin console; give the user a password and auth_method \"scram-sha-256\" " +
+                   "or \"md5\"");
     cfg.admin_users.push_back(std::move(name));
   }
 }
@@ -630,6 +639,8 @@ void build(Reader& r, const toml::table& root, Config& cfg) {
     r.check_keys(*t, "limits", kLimitsKeys);
     r.integer(*t, "limits", "max_message_size", 1024, 1024 * 1024 * 1024, cfg.limits.max_message_size);
     r.integer(*t, "limits", "max_client_buffer", 16 * 1024, 1024 * 1024 * 1024, cfg.limits.max_client_buffer);
+    r.integer(*t, "limits", "max_scram_iterations", 1, protocol::kScramIterationsCeiling,
+              cfg.limits.max_scram_iterations);
   }
   read_users(r, root, cfg);  // after [auth]: a user's password rules depend on the method
   if (const toml::table* t = r.table(root, "", "admin")) read_admin(r, *t, cfg);

@@ -87,6 +87,8 @@ struct Listen {
   std::string unix_socket_dir;  // empty: no Unix socket
   int workers = 0;              // 0: one per core
   int max_client_connections = 10000;
+  // Connections admitted above max_client_connections for admin-console logins only.
+  int admin_reserved_connections = 3;
   Duration drain_timeout{std::chrono::seconds(10)};  // SIGTERM: how long transactions may finish
   // SIGTERM: how long to keep serving, with /readyz failing, before the drain starts.
   Duration shutdown_delay{0};
@@ -120,6 +122,10 @@ struct Limits {
   // forwarded (Parse, Describe, Close, a short Query), and replies pgsidecar wrote itself
   // that the client has not read yet (reading from the client pauses past this).
   uint32_t max_client_buffer = 16u * 1024u * 1024u;
+  // A server login whose server-first-message asks for more SCRAM iterations fails (08004)
+  // before any key derivation. PostgreSQL's default is 4096; this leaves room for hardened
+  // servers (scram_iterations raised 25-fold) while refusing a count meant to burn CPU.
+  int max_scram_iterations = 100'000;
 };
 
 struct User {

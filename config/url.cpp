@@ -23,6 +23,22 @@ std::string trim_newlines(const char* text) {
   return s;
 }
 
+// The conninfo options libpq itself marks as secret (dispchar "*": password, sslpassword),
+// asked once: a libpq that grows another secret option has it hidden here too.
+bool is_secret_option(std::string_view key) {
+  static const std::vector<std::string> secret = [] {
+    std::vector<std::string> names;
+    std::unique_ptr<PQconninfoOption, ConninfoFree> defaults(PQconndefaults());
+    for (const PQconninfoOption* o = defaults.get(); o != nullptr && o->keyword != nullptr; ++o)
+      if (o->dispchar != nullptr && o->dispchar[0] == '*') names.emplace_back(o->keyword);
+    if (names.empty()) names = {"password", "sslpassword"};  // out of memory: the known ones
+    return names;
+  }();
+  for (const std::string& name : secret)
+    if (key == name) return true;
+  return false;
+}
+
 bool starts_with_scheme(std::string_view url) {
   return url.starts_with("postgres://") || url.starts_with("postgresql://");
 }
@@ -224,8 +240,11 @@ std::string redacted_url(const ServerAddress& a) {
   if (name != a.options.end()) param("hostaddr", a.host);
   if (!a.sslmode.empty()) param("sslmode", a.sslmode);
   if (!a.require_auth.empty()) param("require_auth", a.require_auth);
-  for (const auto& [k, v] : a.options)
-    if (k != "host") param(k, v);
+  for (const auto& [k, v] : a.options) {
+    if (k == "host") continue;
+    param(k, is_secret_option(k) ? std::string_view() : std::string_view(v));
+    if (is_secret_option(k)) s += "***";  // written as the password's, not percent-encoded
+  }
   return s;
 }
 

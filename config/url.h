@@ -15,7 +15,8 @@ namespace pgsidecar::config {
 // says why.
 bool parse_server_url(std::string_view url, ServerAddress& out, std::string& error);
 
-// The address as a URL with the password replaced by "***", for logs and SHOW output.
+// The address as a URL with the password and every other secret option (sslpassword)
+// replaced by "***", for logs and SHOW output.
 std::string redacted_url(const ServerAddress& address);
 
 }  // namespace pgsidecar::config

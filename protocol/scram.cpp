@@ -20,8 +20,6 @@ constexpr std::string_view kVerifierPrefix = "SCRAM-SHA-256$";
 constexpr std::size_t kRawNonceLength = 18;  // PostgreSQL's SCRAM_RAW_NONCE_LEN
 constexpr std::size_t kMockSaltLength = 16;  // PostgreSQL's SCRAM_DEFAULT_SALT_LEN
 constexpr int kMockIterations = 4096;        // PostgreSQL's default scram_iterations
-// A server asking for more makes each login cost seconds of CPU; refuse rather than hang.
-constexpr int kMaxServerIterations = 10'000'000;
 constexpr std::string_view kProofFailed = "password authentication failed";
 
 const unsigned char* bytes_of(std::string_view s) {
@@ -123,25 +121,37 @@ DerivedKeys derive_keys(std::string_view password, std::span<const unsigned char
 }
 
 // A pooler logs into the same server role again and again, and the server answers with
-// the same salt and iteration count each time: remember the derived keys instead of
-// paying PBKDF2's thousands of HMACs (milliseconds of CPU) per server connection.
-DerivedKeys derive_keys_cached(std::string_view password, std::span<const unsigned char> salt, int iterations) {
-  struct Entry {
-    std::string password;
-    std::vector<unsigned char> salt;
-    int iterations;
-    DerivedKeys keys;
-  };
-  constexpr std::size_t kEntries = 16;
-  thread_local std::vector<Entry> cache;
-  for (const Entry& e : cache)
-    if (e.iterations == iterations && e.password == password &&
-        std::equal(e.salt.begin(), e.salt.end(), salt.begin(), salt.end()))
-      return e.keys;
-  DerivedKeys keys = derive_keys(password, salt, iterations);
-  if (cache.size() >= kEntries) cache.erase(cache.begin());
-  cache.push_back(Entry{std::string(password), std::vector<unsigned char>(salt.begin(), salt.end()), iterations, keys});
-  return keys;
+// the same salt and iteration count each time: each thread remembers the keys it was
+// handed instead of paying PBKDF2's thousands of HMACs per server connection.
+struct CachedKeys {
+  std::string password;
+  std::vector<unsigned char> salt;
+  int iterations;
+  DerivedKeys keys;
+};
+constexpr std::size_t kCachedKeys = 16;
+thread_local std::vector<CachedKeys> key_cache;
+
+bool find_cached_keys(ScramKeyDerivation& d) {
+  for (const CachedKeys& e : key_cache) {
+    if (e.iterations == d.iterations && e.password == d.password && e.salt == d.salt) {
+      d.client_key = e.keys.client_key;
+      d.stored_key = e.keys.stored_key;
+      d.server_key = e.keys.server_key;
+      d.derived = true;
+      return true;
+    }
+  }
+  return false;
+}
+
+void remember_keys(const ScramKeyDerivation& d) {
+  CachedKeys entry{d.password, d.salt, d.iterations, DerivedKeys{d.client_key, d.stored_key, d.server_key}};
+  for (CachedKeys& e : key_cache) {
+    if (e.iterations == d.iterations && e.password == d.password && e.salt == d.salt) return;
+  }
+  if (key_cache.size() >= kCachedKeys) key_cache.erase(key_cache.begin());
+  key_cache.push_back(std::move(entry));
 }
 
 Key xor_keys(const Key& a, const Key& b) {
@@ -379,8 +389,7 @@ bool parse_server_first(std::string_view message, std::string_view client_nonce,
     return false;
   }
   std::string_view iterations_text;
-  if (!reader.expect('i', iterations_text) ||
-      !parse_positive_int(iterations_text, kMaxServerIterations, out.iterations)) {
+  if (!reader.expect('i', iterations_text) || !parse_positive_int(iterations_text, INT_MAX, out.iterations)) {
     error = malformed("invalid iteration count in server-first-message");
     return false;
   }
@@ -590,8 +599,27 @@ bool ScramServer::handle_client_final(std::string_view client_final, std::string
 
 // --- client ---
 
-ScramClient::ScramClient(std::string password, NonceSource nonce, std::string user)
-    : password_(std::move(password)), nonce_(std::move(nonce)), user_(std::move(user)) {}
+ScramKeyDerivation::~ScramKeyDerivation() {
+  OPENSSL_cleanse(password.data(), password.size());
+  OPENSSL_cleanse(client_key.data(), client_key.size());
+  OPENSSL_cleanse(stored_key.data(), stored_key.size());
+  OPENSSL_cleanse(server_key.data(), server_key.size());
+}
+
+void ScramKeyDerivation::derive() {
+  DerivedKeys keys = derive_keys(password, salt, iterations);
+  client_key = keys.client_key;
+  stored_key = keys.stored_key;
+  server_key = keys.server_key;
+  OPENSSL_cleanse(&keys, sizeof keys);
+  derived = true;
+}
+
+ScramClient::ScramClient(std::string password, NonceSource nonce, std::string user, int max_iterations)
+    : password_(std::move(password)),
+      nonce_(std::move(nonce)),
+      user_(std::move(user)),
+      max_iterations_(std::clamp(max_iterations, 1, kScramIterationsCeiling)) {}
 
 void ScramClient::set_channel_binding(char flag, std::string data) {
   gs2_header_ = flag == 'p' ? "p=tls-server-end-point,," : flag == 'y' ? "y,," : "n,,";
@@ -600,44 +628,71 @@ void ScramClient::set_channel_binding(char flag, std::string data) {
 
 std::string ScramClient::client_first() {
   client_nonce_ = next_nonce(nonce_);
-  if (!is_valid_nonce(client_nonce_)) client_nonce_.clear();  // reported by handle_server_first
+  if (!is_valid_nonce(client_nonce_)) client_nonce_.clear();  // reported by read_server_first
   client_first_message_bare_ = "n=" + escape_saslname(user_) + ",r=" + client_nonce_;
   step_ = Step::ExpectServerFirst;
   return gs2_header_ + client_first_message_bare_;
 }
 
-bool ScramClient::handle_server_first(std::string_view server_first, std::string& client_final,
-                                      std::string& error) {
+ScramClient::ServerFirst ScramClient::read_server_first(std::string_view server_first,
+                                                        std::unique_ptr<ScramKeyDerivation>& keys,
+                                                        std::string& error) {
   if (step_ != Step::ExpectServerFirst) {
     error = "unexpected SCRAM server-first-message";
     step_ = Step::Done;
-    return false;
+    return ServerFirst::Invalid;
   }
   step_ = Step::Done;
   if (client_nonce_.empty()) {
     error = "could not generate a SCRAM nonce";
-    return false;
+    return ServerFirst::Invalid;
   }
   ServerFirstMessage message;
-  if (!parse_server_first(server_first, client_nonce_, message, error)) return false;
-
-  DerivedKeys keys = derive_keys_cached(password_, message.salt, message.iterations);
+  if (!parse_server_first(server_first, client_nonce_, message, error)) return ServerFirst::Invalid;
+  requested_iterations_ = message.iterations;
+  if (message.iterations > max_iterations_) {
+    error = "server asked for " + std::to_string(message.iterations) + " SCRAM iterations, more than the " +
+            std::to_string(max_iterations_) + " allowed";
+    return ServerFirst::TooManyIterations;
+  }
+  keys = std::make_unique<ScramKeyDerivation>();
+  keys->password = password_;
   OPENSSL_cleanse(password_.data(), password_.size());
   password_.clear();
+  keys->salt = std::move(message.salt);
+  keys->iterations = message.iterations;
+  find_cached_keys(*keys);
+  server_first_message_ = std::string(server_first);
+  combined_nonce_ = std::string(message.nonce);
+  step_ = Step::DerivingKeys;
+  return ServerFirst::Ok;
+}
 
+std::string ScramClient::client_final(const ScramKeyDerivation& keys) {
+  if (step_ != Step::DerivingKeys || !keys.derived) {
+    step_ = Step::Done;
+    return {};
+  }
+  remember_keys(keys);
   // c= carries the GS2 header and, under SCRAM-SHA-256-PLUS, the channel binding data.
   const std::string binding = gs2_header_ + binding_data_;
   const std::string without_proof =
       "c=" + base64_encode(reinterpret_cast<const unsigned char*>(binding.data()), binding.size()) +
-      ",r=" + std::string(message.nonce);
+      ",r=" + combined_nonce_;
   const std::string auth_message =
-      make_auth_message(client_first_message_bare_, server_first, without_proof);
+      make_auth_message(client_first_message_bare_, server_first_message_, without_proof);
   const Key proof = xor_keys(keys.client_key, hmac_sha256(keys.stored_key, auth_message));
   expected_server_signature_ = hmac_sha256(keys.server_key, auth_message);
-  OPENSSL_cleanse(&keys, sizeof keys);
-
-  client_final = without_proof + ",p=" + base64_encode(proof.data(), proof.size());
   step_ = Step::ExpectServerFinal;
+  return without_proof + ",p=" + base64_encode(proof.data(), proof.size());
+}
+
+bool ScramClient::handle_server_first(std::string_view server_first, std::string& client_final_message,
+                                      std::string& error) {
+  std::unique_ptr<ScramKeyDerivation> keys;
+  if (read_server_first(server_first, keys, error) != ServerFirst::Ok) return false;
+  if (!keys->derived) keys->derive();
+  client_final_message = client_final(*keys);
   return true;
 }
 

@@ -16,6 +16,7 @@
 #include <array>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -112,13 +113,41 @@ class ScramServer {
   bool proof_failed_ = false;
 };
 
+// The costly part of logging in with SCRAM: SaltedPassword = Hi(password, salt, i), that is
+// PBKDF2 with i HMACs (milliseconds at PostgreSQL's 4096, seconds at a few million), and
+// the keys from it. A plain value touching nothing else, so that the caller can run
+// derive() on another thread and keep its event loop serving others meanwhile.
+struct ScramKeyDerivation {
+  ScramKeyDerivation() = default;
+  ScramKeyDerivation(const ScramKeyDerivation&) = delete;
+  ScramKeyDerivation& operator=(const ScramKeyDerivation&) = delete;
+  ~ScramKeyDerivation();  // wipes the password and the keys
+
+  void derive();  // any thread; sets `derived`
+
+  std::string password;
+  std::vector<unsigned char> salt;
+  int iterations = 0;
+  bool derived = false;
+  std::array<unsigned char, 32> client_key{};
+  std::array<unsigned char, 32> stored_key{};
+  std::array<unsigned char, 32> server_key{};
+};
+
+// The most iterations a server-first-message may ask for, whatever the caller allows.
+inline constexpr int kScramIterationsCeiling = 10'000'000;
+
 // Logs into a PostgreSQL server with SCRAM-SHA-256.
-// Call client_first, handle_server_first, verify_server_final, in that order.
+// Call client_first, read_server_first (then derive the keys unless they came from the
+// cache) and client_final, then verify_server_final; handle_server_first does the middle
+// steps at once, on the calling thread.
 class ScramClient {
  public:
   // `user` goes into n= (escaped as RFC 5802 says); PostgreSQL ignores it, so it is
-  // normally left empty, as libpq does.
-  explicit ScramClient(std::string password, NonceSource nonce = {}, std::string user = {});
+  // normally left empty, as libpq does. A server asking for more than `max_iterations`
+  // (capped at kScramIterationsCeiling) is refused before any key derivation.
+  explicit ScramClient(std::string password, NonceSource nonce = {}, std::string user = {},
+                       int max_iterations = kScramIterationsCeiling);
 
   // Before client_first (RFC 5802 section 6, RFC 5929): "p" binds the exchange to the TLS
   // session with tls-server-end-point `data` (the mechanism is SCRAM-SHA-256-PLUS); "y"
@@ -128,10 +157,25 @@ class ScramClient {
   // The SASLInitialResponse payload: "n,,n=<user>,r=<nonce>", normally "n,,n=,r=<nonce>".
   std::string client_first();
 
-  // server-first-message -> client-final-message "c=biws,r=<nonce>,p=<ClientProof>".
-  // Checks that the server nonce extends ours, that iterations are sane (1 to 10 million)
-  // and that the salt decodes.
-  bool handle_server_first(std::string_view server_first, std::string& client_final,
+  enum class ServerFirst {
+    Ok,                 // `keys` holds the derivation: derived already, or to derive()
+    Invalid,            // malformed, or the nonce does not extend ours: `error` says what
+    TooManyIterations,  // well-formed, but i= is above max_iterations: requested_iterations()
+  };
+  // Checks server-first-message: the server nonce extends ours, the salt decodes, the
+  // iteration count is 1 to max_iterations. On Ok, `keys` is already derived when this
+  // thread derived them for the same password, salt and count before (a pooler logs into
+  // the same role again and again, and the server answers with the same salt each time).
+  ServerFirst read_server_first(std::string_view server_first, std::unique_ptr<ScramKeyDerivation>& keys,
+                                std::string& error);
+  int requested_iterations() const { return requested_iterations_; }
+
+  // The client-final-message "c=biws,r=<nonce>,p=<ClientProof>" from the derived keys,
+  // which join this thread's cache. Call once, after read_server_first returned Ok.
+  std::string client_final(const ScramKeyDerivation& keys);
+
+  // read_server_first, derive() and client_final in one call, on this thread.
+  bool handle_server_first(std::string_view server_first, std::string& client_final_message,
                            std::string& error);
 
   // Checks "v=<ServerSignature>" from AuthenticationSASLFinal. "e=<server-error-value>"
@@ -142,18 +186,23 @@ class ScramClient {
   enum class Step {
     Start,              // nothing sent
     ExpectServerFirst,  // client-first-message sent
+    DerivingKeys,       // server-first-message accepted; waiting for client_final()
     ExpectServerFinal,  // client-final-message sent; expected signature computed
     Done,               // server-final-message checked
   };
 
-  std::string password_;  // wiped once the proof is computed
+  std::string password_;  // wiped once handed to the key derivation
   NonceSource nonce_;
   std::string user_;
+  int max_iterations_;
+  int requested_iterations_ = 0;
   Step step_ = Step::Start;
   std::string client_nonce_;
   std::string client_first_message_bare_;
   std::string gs2_header_ = "n,,";
   std::string binding_data_;
+  std::string server_first_message_;
+  std::string combined_nonce_;
   std::array<unsigned char, 32> expected_server_signature_{};
 };
 

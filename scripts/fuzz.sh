@@ -94,6 +94,14 @@ write("config_fuzz", "example", open(os.path.join(root, "config", "example.toml"
 write("config_fuzz", "minimal", b'[[users]]\nname = "app"\npassword = "${SET}"\n[[databases]]\nname = "app"\n'
       b'primary = "postgres://127.0.0.1:5432/app"\nwrite_wait = "2s"\n')
 
+# scram_server_fuzz: client-first-message NUL client-final-message NUL server-first-message.
+proof = "p=" + "A" * 43 + "="
+write("scram_server_fuzz", "exchange", b"n,,n=,r=abc\0c=biws,r=abcSERVERNONCE," + proof.encode()
+      + b"\0r=fuzznonceXYZ,s=c2FsdHNhbHQ=,i=16")
+write("scram_server_fuzz", "extensions", b"y,,n=user,r=abc,x=ext\0c=eSws,r=abcSERVERNONCE,x=1," + proof.encode()
+      + b"\0r=fuzznonce1,s=QUJD,i=4096,e=1")
+write("scram_server_fuzz", "refused", b"p=tls-server-end-point,,n=,r=x\0c=biws\0m=ext,r=fuzznonce2,s=QUJD,i=99999999")
+
 # classify_fuzz: SQL text.
 for i, sql in enumerate([b"SELECT * FROM t WHERE a = $1 FOR UPDATE", b"WITH x AS (DELETE FROM t RETURNING *) SELECT 1",
                          b"BEGIN READ ONLY; SELECT nextval('s'); COMMIT", b"EXPLAIN ANALYZE SELECT 1",

@@ -8,6 +8,10 @@
 #      of a test cluster (skipped with PGSIDECAR_SKIP_CONTAINER_TEST=1)
 #   6. ctest in build-asan: unit tests, then integration tests against a real PostgreSQL
 #      primary + replica that the ctest fixture `cluster` starts and stops
+#   7. build-tsan/: Debug with ThreadSanitizer, only the proxy and the integration tests,
+#      running the multi-worker cases (ctest tsan.multi_worker: a pool shared by the
+#      workers, reloads, switchover, SCRAM key derivation on the thread pool); skipped
+#      with PGSIDECAR_SKIP_TSAN=1
 # Exits non-zero when any step fails; ctest's summary is the last thing printed.
 # Ctrl-C or SIGTERM stops the test cluster too.
 set -euo pipefail
@@ -16,14 +20,18 @@ cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 jobs=${JOBS:-2}
 cluster_dir=$root/build-asan/cluster
+tsan_cluster_dir=$root/build-tsan/cluster
 
 step() { printf '\n=== %s\n' "$*"; }
 
 # shellcheck disable=SC2317  # called from the traps
 cleanup() {
-  if [[ -e $cluster_dir ]]; then
-    bash "$root/tests/support/cluster.sh" stop "$cluster_dir" || true
-  fi
+  local dir
+  for dir in "$cluster_dir" "$tsan_cluster_dir"; do
+    if [[ -e $dir ]]; then
+      bash "$root/tests/support/cluster.sh" stop "$dir" || true
+    fi
+  done
 }
 trap 'cleanup; trap - EXIT; exit 130' INT
 trap 'cleanup; trap - EXIT; exit 143' TERM
@@ -74,8 +82,30 @@ step "ctest (build-asan)"
 ctest_status=0
 ctest --test-dir build-asan --output-on-failure || ctest_status=$?
 
+tsan_status=0
+step "build-tsan: ThreadSanitizer, multi-worker tests"
+if [[ ${PGSIDECAR_SKIP_TSAN:-0} == 1 ]]; then
+  echo "test.sh: PGSIDECAR_SKIP_TSAN=1: skipping the ThreadSanitizer build"
+else
+  # halt_on_error: a race fails the proxy at once, and with it the test that drove it.
+  export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+  tsan_started=$SECONDS
+  {
+    cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=Debug -DPGSIDECAR_SANITIZE_THREAD=ON &&
+      cmake --build build-tsan -j "$jobs" --target pgsidecar integration_tests &&
+      ctest --test-dir build-tsan --output-on-failure -R '^(cluster\.start|cluster\.stop|tsan\.multi_worker)$'
+  } || tsan_status=$?
+  echo "test.sh: ThreadSanitizer step took $((SECONDS - tsan_started)) s"
+  if ((tsan_status != 0)); then
+    echo "test.sh: FAILED: the ThreadSanitizer step exited with status $tsan_status" >&2
+  fi
+fi
+
 if ((ctest_status != 0)); then
   exit "$ctest_status"
+fi
+if ((tsan_status != 0)); then
+  exit "$tsan_status"
 fi
 if ((container_status != 0)); then
   exit "$container_status"

@@ -99,6 +99,11 @@ constexpr std::array kTable{
     Entry{ServerAuthFailed, sqlstate::kSqlserverRejectedEstablishmentOfSqlconnection, E, "{}"},
     Entry{ServerTlsFailed, sqlstate::kSqlclientUnableToEstablishSqlconnection, E, "TLS with server {} failed: {}"},
     Entry{ServerAuthRefused, sqlstate::kSqlclientUnableToEstablishSqlconnection, E, "{}"},
+    // Refused before any PBKDF2: each iteration is an HMAC, and a hostile or misconfigured
+    // server (a SWITCHOVER target, say) could otherwise ask for minutes of CPU per login.
+    Entry{ServerScramIterations, sqlstate::kSqlserverRejectedEstablishmentOfSqlconnection, E,
+          "server asked for {} SCRAM iterations, more than max_scram_iterations ({}); raise [limits] "
+          "max_scram_iterations if the server is trusted"},
     Entry{AdminUnknownCommand, sqlstate::kSyntaxError, E,
           "unknown admin command \"{}\"; try SHOW HEALTH | POOLS | DATABASES | STATS | SERVERS | CLIENTS | CONFIG | "
           "LISTS | VERSION | LATENCY, PAUSE db, RESUME db, RELOAD, KILL db, SWITCHOVER db TO 'postgres://...', "

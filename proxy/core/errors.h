@@ -60,6 +60,7 @@ enum class ProxyErrc : uint8_t {
   ServerAuthFailed,           // {what}
   ServerTlsFailed,            // {host:port} {reason}
   ServerAuthRefused,          // {what}: the URL's require_auth, channel_binding or sslmode forbids it
+  ServerScramIterations,      // {iterations} {max_scram_iterations}
   // The admin console.
   AdminUnknownCommand,        // {command}
   AdminBadArgument,           // {what}

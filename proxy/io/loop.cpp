@@ -19,6 +19,31 @@ Loop::~Loop() {
   uv_loop_close(&loop_);
 }
 
+namespace {
+
+struct QueuedWork {
+  uv_work_t req{};
+  std::function<void()> work;
+  std::function<void()> done;
+};
+
+}  // namespace
+
+void Loop::queue_work(std::function<void()> work, std::function<void()> done) {
+  auto* w = new QueuedWork{{}, std::move(work), std::move(done)};
+  w->req.data = w;
+  const auto run = [](uv_work_t* req) { static_cast<QueuedWork*>(req->data)->work(); };
+  const auto after = [](uv_work_t* req, int) {
+    std::unique_ptr<QueuedWork> owned(static_cast<QueuedWork*>(req->data));
+    owned->done();
+  };
+  if (uv_queue_work(&loop_, &w->req, run, after) != 0) {  // only for a null callback: not reached
+    std::unique_ptr<QueuedWork> owned(w);
+    owned->work();
+    owned->done();
+  }
+}
+
 void Loop::defer(DeferredFn fn, void* context, uint64_t argument) {
   if (closed_) return;
   deferred_.push_back(Deferred{fn, context, argument});

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "proxy/io/input_buffer.h"
@@ -50,6 +51,12 @@ class Loop {
   // every other event of this turn (under load, hundreds). Not re-entrant: a call from
   // inside deferred work does nothing, the outer call goes on.
   void run_deferred();
+
+  // Runs `work` on libuv's thread pool, then `done` on this loop's thread: CPU-heavy work
+  // (a SCRAM key derivation) that would otherwise stall every connection of this loop.
+  // `work` must touch only what it owns; whoever `done` reaches must still be alive when it
+  // runs (the loop does not end while work is queued or running).
+  void queue_work(std::function<void()> work, std::function<void()> done);
 
   void close();  // on the loop thread, when stopping: closes the mailbox and deferral handles
 

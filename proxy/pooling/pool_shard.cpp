@@ -19,21 +19,13 @@ PoolShard::PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& 
       config_(std::move(config)),
       db_(db),
       limits_(std::move(limits)),
-      tls_(server) {
-  // DESIGN: a URL that names a user forces that login for every client of the entry.
-  const config::ServerAddress& a = server;
+      tls_(entry_address(db, server)) {
+  server_ = server;
+  const config::ServerAddress& a = entry_address(db, server);
   target_.host = a.host;
   target_.port = a.port;
   target_.database = a.dbname.empty() ? db.name : a.dbname;
-  if (!a.user.empty()) {
-    target_.user = a.user;
-    target_.password = a.password;
-  } else {
-    target_.user = user.name;
-    target_.password = user.server_password.empty() ? user.password : user.server_password;
-    // A SCRAM verifier or an md5 hash cannot answer a server's password request.
-    if (protocol::password_kind(target_.password) == protocol::PasswordKind::ScramVerifier) target_.password.clear();
-  }
+  server_login(user, a, target_.user, target_.password);
   auto opt = a.options.find("options");
   if (opt != a.options.end()) target_.startup_options.emplace_back("options", opt->second);
   auto app = a.options.find("application_name");
@@ -42,6 +34,45 @@ PoolShard::PoolShard(io::Loop& loop, RuntimeServices& runtime, LesseeDirectory& 
     log_error("server_address_unresolved").kv("database", db.name).kv("error", address_error_);
   }
   if (!tls_.error().empty()) log_error("server_tls_unusable").kv("database", db.name).kv("error", tls_.error());
+}
+
+// Entries naming the same server share its probe, and the topology names the server by
+// the first entry's URL; but each entry logs in with its own URL's user and password (a
+// forced user of one entry must not become another's).
+const config::ServerAddress& PoolShard::entry_address(const config::Database& db, const config::ServerAddress& server) {
+  const auto same = [&](const config::ServerAddress& a) {
+    return a.host == server.host && a.port == server.port && a.dbname == server.dbname;
+  };
+  if (same(db.primary)) return db.primary;
+  for (const auto& r : db.replicas)
+    if (same(r)) return r;
+  return server;  // a SWITCHOVER target
+}
+
+// DESIGN: a URL that names a user forces that login for every client of the entry.
+void PoolShard::server_login(const config::User& user, const config::ServerAddress& a, std::string& login_user,
+                             std::string& password) {
+  if (!a.user.empty()) {
+    login_user = a.user;
+    password = a.password;
+    return;
+  }
+  login_user = user.name;
+  password = user.server_password.empty() ? user.password : user.server_password;
+  // A SCRAM verifier or an md5 hash cannot answer a server's password request.
+  if (protocol::password_kind(password) == protocol::PasswordKind::ScramVerifier) password.clear();
+}
+
+void PoolShard::refresh_login(const config::Config& config) {
+  const config::Database* db = config.find_database(key_.database);
+  const config::User* user = config.find_user(key_.user);
+  if (db == nullptr || user == nullptr) return;  // gone: its sessions keep their snapshot
+  const config::ServerAddress& address = entry_address(*db, server_);
+  if (&address == &server_) return;  // no longer named by the entry (or a SWITCHOVER target)
+  std::string login_user, password;
+  server_login(*user, address, login_user, password);
+  // Only the password: a different user is a different pool's business.
+  if (login_user == target_.user) target_.password = std::move(password);
 }
 
 PoolShard::~PoolShard() {

@@ -56,6 +56,9 @@ class PoolShard {
   const config::PoolSettings& settings() const { return db_.pool; }
   const config::Config& config() const { return *config_; }
   const ServerTarget& target() const { return target_; }
+  // A reload: logins from now on use the server password `config` gives this pool (a
+  // rotated password), whatever snapshot the shard was made with.
+  void refresh_login(const config::Config& config);
   const ResolvedAddress& address() const { return address_; }
   const ServerTls& tls() const { return tls_; }
   PoolLimits& limits() { return *limits_; }
@@ -120,6 +123,9 @@ class PoolShard {
   ServerLessee* pop_waiter();
   void fail_waiters(const ProxyError& why);
   void remove_idle(ServerConn& server);
+  static const config::ServerAddress& entry_address(const config::Database& db, const config::ServerAddress& server);
+  static void server_login(const config::User& user, const config::ServerAddress& address, std::string& login_user,
+                           std::string& password);
 
   io::Loop& loop_;
   RuntimeServices& runtime_;
@@ -128,6 +134,7 @@ class PoolShard {
   std::shared_ptr<const config::Config> config_;  // keeps db_ alive
   const config::Database& db_;
   ServerTarget target_;
+  config::ServerAddress server_;  // as the topology names it (the first entry's URL, or a SWITCHOVER's)
   ResolvedAddress address_;
   std::string address_error_;  // non-empty: the host did not resolve
   std::shared_ptr<PoolLimits> limits_;

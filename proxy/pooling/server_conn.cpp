@@ -166,9 +166,32 @@ void ServerConn::start_reading() {
 
 void ServerConn::start_login() {
   set_state(ServerState::LoggingIn, "connected");
-  login_ = std::make_unique<ServerLogin>(pool_.target(), pool_.tls().auth(), tls_.get());
+  login_ = std::make_unique<ServerLogin>(pool_.target(), pool_.tls().auth(), tls_.get(),
+                                         pool_.config().limits.max_scram_iterations);
   send_own(login_->startup_message());
   start_reading();
+}
+
+// PBKDF2 at the server's iteration count takes milliseconds to seconds of CPU: on the
+// thread pool, so that every other connection of this loop is served meanwhile. Messages
+// from the server wait in the input buffer until the answer is sent.
+void ServerConn::derive_keys_off_loop() {
+  std::shared_ptr<protocol::ScramKeyDerivation> keys = login_->take_key_derivation();
+  deriving_keys_ = true;
+  loop_.queue_work([keys] { keys->derive(); },
+                   [this, keys] {
+                     deriving_keys_ = false;  // *this waited for this (maybe_free)
+                     if (closing()) {
+                       maybe_free();
+                       return;
+                     }
+                     std::vector<std::byte> reply;
+                     login_->keys_derived(*keys, reply);
+                     send_own(std::move(reply));
+                     io::Loop& loop = loop_;  // *this may be gone once process_input returns
+                     process_input();
+                     loop.run_deferred();
+                   });
 }
 
 void ServerConn::send_own(std::vector<std::byte> bytes) {
@@ -262,8 +285,11 @@ void ServerConn::close_for(ServerCloseReason why, const std::string& reason, con
 void ServerConn::on_last_handle_closed(void* self) { static_cast<ServerConn*>(self)->maybe_free(); }
 
 void ServerConn::maybe_free() {
-  // A cancel in flight still finds this connection when it is done (cancel_done).
-  if (!closing() || handles_.open() > 0 || own_writes_ > 0 || forward_.in_flight() || cancel_in_flight_) return;
+  // A cancel in flight still finds this connection when it is done (cancel_done), and a
+  // key derivation on the thread pool when it returns.
+  if (!closing() || handles_.open() > 0 || own_writes_ > 0 || forward_.in_flight() || cancel_in_flight_ ||
+      deriving_keys_)
+    return;
   pool_.on_server_closed(*this);  // deletes *this
 }
 
@@ -329,7 +355,7 @@ void ServerConn::process_input() {
 
 bool ServerConn::process_login() {
   const uint32_t max = pool_.config().limits.max_message_size;
-  while (state_ == ServerState::LoggingIn) {
+  while (state_ == ServerState::LoggingIn && !deriving_keys_) {
     protocol::Frame frame;
     std::size_t used = 0;
     std::string error;
@@ -363,6 +389,9 @@ bool ServerConn::handle_login_message(char t, std::span<const std::byte> body) {
       switch (login_->on_authentication(body, reply, error)) {
         case ServerLogin::Step::Reply:
           send_own(std::move(reply));
+          return true;
+        case ServerLogin::Step::DeriveKeys:
+          derive_keys_off_loop();
           return true;
         case ServerLogin::Step::Authenticated:
           return true;

@@ -194,6 +194,7 @@ class ServerConn {
   void finish_boundary(bool forwarded);
   void fail_login(const ProxyError& why);
   void close_for(ServerCloseReason why, const std::string& reason, const ProxyError& for_lessee);
+  void derive_keys_off_loop();
   void send_own(std::vector<std::byte> bytes);
   bool flush_forward();  // true: written at once (no completion callback follows)
   void note_response_started();
@@ -225,6 +226,7 @@ class ServerConn {
   enum class TlsStep : uint8_t { None, AwaitingAnswer, Handshaking };
   TlsStep tls_step_ = TlsStep::None;
   std::unique_ptr<io::TlsStream> tls_;  // null: plain
+  bool deriving_keys_ = false;  // a SCRAM key derivation runs on the thread pool
 
   InputBuffer input_;
   OutboundBatch forward_;           // to the leasing session's client

@@ -71,10 +71,20 @@ ServerLogin::Step ServerLogin::on_authentication(std::span<const std::byte> body
         return fail(error, ProxyErrc::ServerAuthRefused, why);
       return start_scram(req.data, reply, error);
     case protocol::kAuthSaslContinue: {
-      std::string client_final;
-      if (!scram_ || !scram_->handle_server_first(protocol::as_string_view(req.data), client_final, problem))
-        return fail(error, ProxyErrc::ServerAuthFailed, "SCRAM exchange with server failed: " + problem);
-      protocol::append_sasl_response(reply, client_final);
+      if (!scram_) return fail(error, ProxyErrc::ServerAuthFailed, "SCRAM exchange with server failed: unexpected message");
+      switch (scram_->read_server_first(protocol::as_string_view(req.data), keys_, problem)) {
+        case protocol::ScramClient::ServerFirst::Ok:
+          break;
+        case protocol::ScramClient::ServerFirst::Invalid:
+          return fail(error, ProxyErrc::ServerAuthFailed, "SCRAM exchange with server failed: " + problem);
+        case protocol::ScramClient::ServerFirst::TooManyIterations:
+          error = make_error(ProxyErrc::ServerScramIterations, {std::to_string(scram_->requested_iterations()),
+                                                                std::to_string(max_scram_iterations_)});
+          return Step::Failed;
+      }
+      if (!keys_->derived) return Step::DeriveKeys;
+      keys_derived(*keys_, reply);
+      keys_.reset();
       return Step::Reply;
     }
     case protocol::kAuthSaslFinal:
@@ -121,12 +131,17 @@ ServerLogin::Step ServerLogin::start_scram(std::span<const std::byte> data, std:
                                 : "channel_binding=require, but the server does not offer SCRAM-SHA-256-PLUS");
   if (!scram && end_point.empty())
     return fail(error, ProxyErrc::ServerAuthFailed, "server offers no SASL mechanism pgsidecar supports");
-  scram_ = std::make_unique<protocol::ScramClient>(target_.password);
+  scram_ = std::make_unique<protocol::ScramClient>(target_.password, protocol::NonceSource{}, std::string{},
+                                                   max_scram_iterations_);
   bound_ = !end_point.empty();
   if (bound_) scram_->set_channel_binding('p', std::move(end_point));
   else if (can_bind) scram_->set_channel_binding('y');
   protocol::append_sasl_initial_response(reply, bound_ ? "SCRAM-SHA-256-PLUS" : "SCRAM-SHA-256", scram_->client_first());
   return Step::Reply;
+}
+
+void ServerLogin::keys_derived(const protocol::ScramKeyDerivation& keys, std::vector<std::byte>& reply) {
+  protocol::append_sasl_response(reply, scram_->client_final(keys));
 }
 
 }  // namespace pgsidecar::proxy

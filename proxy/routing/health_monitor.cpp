@@ -96,6 +96,17 @@ void HealthMonitor::ensure_probed(const config::ServerAddress& address, const st
   if (started_) raw->thread = std::thread([this, raw] { run(raw); });
 }
 
+void HealthMonitor::current_login_locked(const Probed& p, std::string& user, std::string& password) const {
+  const config::ServerAddress* address = &p.address;  // a server no entry names any more
+  for (const auto& db : config_->databases) {
+    if (server_key(db.primary) == p.key) address = &db.primary;
+    for (const auto& r : db.replicas)
+      if (server_key(r) == p.key) address = &r;
+    if (address != &p.address) break;
+  }
+  probe_login(*config_, *address, user, password);
+}
+
 void HealthMonitor::start() {
   std::lock_guard lock(mu_);
   started_ = true;
@@ -136,12 +147,17 @@ void HealthMonitor::run(Probed* p) {
     std::chrono::milliseconds timeout;
     bool count = false;
     std::vector<Seat*> seats;
+    std::string user, password;
     {
       std::lock_guard lock(mu_);  // a reload may replace the snapshot and add seats meanwhile
       timeout = config_->health.timeout;
       count = p->probes_until_count == 0;
       for (auto& seat : p->seats) seats.push_back(seat.get());
+      current_login_locked(*p, user, password);
     }
+    // This thread alone uses the probers: a rotated password reaches them between probes.
+    p->prober->set_login(user, password);
+    for (Seat* seat : seats) seat->prober->set_login(user, password);
     // Outside the lock: each may take `timeout`.
     const auto started = std::chrono::steady_clock::now();
     const ProbeResult r = p->prober->probe(timeout, count);

@@ -87,6 +87,8 @@ class HealthMonitor {
   std::unique_ptr<Prober> make_prober(const config::ServerAddress& address, const std::string& dbname,
                                       const config::Database& db) const;
   void add_database_locked(const config::Database& db);
+  // The probe login the current configuration gives this server (after a reload too).
+  void current_login_locked(const Probed& p, std::string& user, std::string& password) const;
   void run(Probed* p);
   void record(Probed* p, const ProbeResult& r);
   void record_fleet(Probed* p, const std::string& database, const ProbeResult& r);

@@ -94,6 +94,13 @@ Prober::Prober(config::ServerAddress address, std::string user, std::string pass
 
 Prober::~Prober() { disconnect(); }
 
+void Prober::set_login(const std::string& user, const std::string& password) {
+  if (user == user_ && password == password_) return;
+  user_ = user;
+  password_ = password;
+  disconnect();
+}
+
 void Prober::disconnect() {
   if (conn_ != nullptr) PQfinish(conn_);
   conn_ = nullptr;

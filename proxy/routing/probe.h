@@ -55,6 +55,11 @@ class Prober {
   Prober& operator=(const Prober&) = delete;
   ~Prober();
 
+  // The login for the next connection. A change (a reload rotated the password) closes the
+  // current connection, so that the next probe tries the new login at once instead of
+  // failing only when the old connection breaks.
+  void set_login(const std::string& user, const std::string& password);
+
   // Health (role and lag); with count_fleet, the fleet count too.
   ProbeResult probe(std::chrono::milliseconds timeout, bool count_fleet = false);
   // The fleet count only, on a connection kept open for its identity alone.

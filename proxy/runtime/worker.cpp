@@ -258,6 +258,12 @@ void Worker::kill(const std::string& database) {
     if (key.database == database) pool->close_idle();
 }
 
+void Worker::set_config(std::shared_ptr<const config::Config> config, std::shared_ptr<const ClientTlsContext> tls) {
+  config_ = std::move(config);
+  client_tls_ = std::move(tls);
+  for (auto& [key, pool] : pools_) pool->refresh_login(*config_);
+}
+
 int32_t Worker::new_virtual_pid() {
   // Random, so that cancel keys are not guessable from one's own; unique among live clients.
   for (;;) {
@@ -277,9 +283,12 @@ void Worker::accept_client(uv_stream_t* listener, bool is_tcp) {
   auto session = std::make_unique<ClientSession>(*this, id, pid, secret);
   ClientSession* raw = session.get();
   sessions_.emplace(pid, std::move(session));
-  runtime_.client_count().fetch_add(1);
+  const int count = runtime_.client_count().fetch_add(1) + 1;
   if (!raw->accept_from(listener, is_tcp)) return;
-  if (runtime_.client_count().load() > limit) raw->reject_too_many(limit);
+  // Above the limit, a few more connections may stay for admins, so that an operator
+  // can still reach the console (SHOW CLIENTS, KILL) when clients have used every slot.
+  if (count > limit + config_->listen.admin_reserved_connections) raw->reject_too_many(limit);
+  else if (count > limit) raw->admit_admin_only(limit);
 }
 
 void Worker::forget(ClientSession& session) {

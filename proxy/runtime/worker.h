@@ -71,10 +71,8 @@ class Worker final : public SessionHost, public LesseeDirectory {
     for (auto& [key, pool] : pools_) f(*pool);
   }
   void set_topology(std::shared_ptr<const TopologySnapshot> snapshot);
-  void set_config(std::shared_ptr<const config::Config> config, std::shared_ptr<const ClientTlsContext> tls) {
-    config_ = std::move(config);
-    client_tls_ = std::move(tls);
-  }
+  // A reload (also the start): the new snapshot, and the TLS context new clients get.
+  void set_config(std::shared_ptr<const config::Config> config, std::shared_ptr<const ClientTlsContext> tls);
   std::size_t session_count() const { return sessions_.size(); }
   // This worker's part of the runtime's statistics (on the loop thread).
   void collect(RuntimeStats& out, bool rows);

@@ -118,6 +118,10 @@ bool ClientSession::handle_startup_packet(std::span<const std::byte> body) {
   user_name_ = std::move(login_->startup.user);
   database_name_ = std::move(login_->startup.database);
   if (tls_refused_plain()) return false;
+  if (login_->admin_only_limit > 0 && !(database_name_ == kAdminDatabase && config_->is_admin(user_name_))) {
+    reject_too_many(login_->admin_only_limit);
+    return false;
+  }
   if (login_->startup.minor() > 0) {
     // We speak 3.0: say so, and name the protocol options (_pq_.*) we ignore.
     std::vector<std::string_view> unknown;

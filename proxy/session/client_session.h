@@ -104,6 +104,9 @@ class ClientSession final : public ServerLessee {
   Overdue overdue(std::chrono::steady_clock::time_point now) const;
   void expire(Overdue what);
   void reject_too_many(int limit);  // max_client_connections reached
+  // Over max_client_connections but within admin_reserved_connections: only an admin
+  // user's login to the admin console goes on; any other is refused (53300) at its startup.
+  void admit_admin_only(int limit) { login_->admin_only_limit = limit; }
   void drain() { terminate(ProxyErrc::ShuttingDown); }  // shutting down
   void retry_route();               // a new topology snapshot: try routing again
   void route_wait_expired();        // write_wait (or the switchover pause) ran out
@@ -243,6 +246,7 @@ class ClientSession final : public ServerLessee {
     // Each encryption request is allowed once per connection, as PostgreSQL allows.
     bool ssl_requested = false;
     bool gss_requested = false;
+    int admin_only_limit = 0;    // > 0: in a slot reserved for admins (max_client_connections)
   };
   std::unique_ptr<LoginState> login_;
   std::string user_name_;

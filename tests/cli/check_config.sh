@@ -29,6 +29,28 @@ echo "$out"
 [ "$rc" -eq 0 ] || fail "--check on config/example.toml exited $rc"
 grep -q "configuration is valid" <<<"$out" || fail "no 'configuration is valid' for the example"
 
+# An admin user that would log in with trust: the console open to anyone over TCP.
+trust_admin=$(mktemp)
+trap 'rm -f "$trust_admin"' EXIT
+cat >"$trust_admin" <<'TOML'
+[admin]
+users = ["ops"]
+
+[[users]]
+name = "ops"
+auth_method = "trust"
+
+[[databases]]
+name = "app"
+primary = "postgres://db:5432/app"
+TOML
+out=$("$binary" --config "$trust_admin" --check 2>&1)
+rc=$?
+echo "$out"
+[ "$rc" -ne 0 ] || fail "--check accepted an admin user with trust"
+grep -qF 'admin.users[0] (line 2, col 10): admin user "ops" would log in with trust' <<<"$out" ||
+  fail "missing: the admin trust problem"
+
 "$binary" --version | grep -q '^pgsidecar [0-9]' || fail "--version"
 "$binary" --help | grep -q -- '--check' || fail "--help does not mention --check"
 "$binary" --no-such-option >/dev/null 2>&1 && fail "an unknown option exited 0"

@@ -373,6 +373,49 @@ users = ["app", "root", 7]
                      });
 }
 
+TEST_CASE("an admin user whose method is trust is refused: TCP logins would need no password") {
+  const LoadResult by_default = load(R"toml([auth]
+method = "trust"
+[admin]
+users = ["app"]
+[[users]]
+name = "app"
+[[databases]]
+name = "app"
+primary = "postgres://db:5432/app"
+)toml");
+  expect_problems(by_default, {{"admin.users[0]", 4, 10, "admin user \"app\" would log in with trust"}});
+  const LoadResult own_method = load(R"toml([admin]
+users = ["ops"]
+[[users]]
+name = "ops"
+auth_method = "trust"
+)toml" + std::string(kValidTail));
+  expect_problems(own_method, {{"admin.users[0]", 2, 10, "anyone reaching listen.address over TCP"}});
+  // The same users with a password method are fine, and trust stays allowed for non-admins.
+  CHECK(load(R"toml([auth]
+method = "trust"
+[admin]
+users = ["ops"]
+[[users]]
+name = "ops"
+password = "s3cret"
+auth_method = "scram-sha-256"
+)toml" + std::string(kValidTail)).problems.empty());
+}
+
+TEST_CASE("max_scram_iterations and admin_reserved_connections have ranges") {
+  const LoadResult r = load(R"toml([listen]
+admin_reserved_connections = -1
+[limits]
+max_scram_iterations = 20000000
+)toml" + std::string(kValidTail));
+  expect_problems(r, {
+                         {"listen.admin_reserved_connections", 2, 30, "must be between 0 and 1000, got -1"},
+                         {"limits.max_scram_iterations", 4, 24, "must be between 1 and 10000000, got 20000000"},
+                     });
+}
+
 TEST_CASE("missing required sections and keys") {
   expect_problems(load(""), {
                                 {"users", 0, 0, "missing: at least one [[users]] section is required"},

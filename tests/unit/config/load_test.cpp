@@ -47,6 +47,7 @@ port = 7432
 unix_socket_dir = "/var/run/pgsidecar"
 workers = 4
 max_client_connections = 5000
+admin_reserved_connections = 5
 
 [http]
 address = "::"
@@ -58,9 +59,10 @@ login_timeout = "15s"
 
 [limits]
 max_message_size = 1048576
+max_scram_iterations = 20000
 
 [admin]
-users = ["admin", "ops"]
+users = ["admin", "verified"]
 
 [[users]]
 name = "app"
@@ -131,12 +133,14 @@ fleet_max_connections = 30
   CHECK(cfg->listen.unix_socket_dir == "/var/run/pgsidecar");
   CHECK(cfg->listen.workers == 4);
   CHECK(cfg->listen.max_client_connections == 5000);
+  CHECK(cfg->listen.admin_reserved_connections == 5);
   CHECK(cfg->http.address == "::");
   CHECK(cfg->http.port == 9930);
   CHECK(cfg->auth.method == AuthMethod::Md5);
   CHECK(cfg->auth.login_timeout == 15s);
   CHECK(cfg->limits.max_message_size == 1048576u);
-  CHECK(cfg->admin_users == std::vector<std::string>{"admin", "ops"});
+  CHECK(cfg->limits.max_scram_iterations == 20000);
+  CHECK(cfg->admin_users == std::vector<std::string>{"admin", "verified"});
 
   REQUIRE(cfg->users.size() == 4);
   const User& app = cfg->users[0];
@@ -155,7 +159,7 @@ fleet_max_connections = 30
   CHECK(cfg->auth_method_for(ops) == AuthMethod::Trust);
   CHECK(cfg->users[3].password == kScramVerifier);
   CHECK(cfg->users[3].server_password.empty());
-  CHECK(cfg->is_admin("ops"));
+  CHECK(cfg->is_admin("verified"));
   CHECK_FALSE(cfg->is_admin("app"));
   CHECK(cfg->find_user("verified") == &cfg->users[3]);
 
@@ -220,6 +224,8 @@ TEST_CASE("a minimal config gets the documented defaults") {
   CHECK(cfg->auth.method == AuthMethod::ScramSha256);
   CHECK(cfg->auth.login_timeout == 10s);
   CHECK(cfg->limits.max_message_size == 256u * 1024u * 1024u);
+  CHECK(cfg->limits.max_scram_iterations == 100000);
+  CHECK(cfg->listen.admin_reserved_connections == 3);
   CHECK(cfg->admin_users.empty());
   CHECK(cfg->pool_defaults.mode == PoolMode::Transaction);
   CHECK(cfg->pool_defaults.size == 20);

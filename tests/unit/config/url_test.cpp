@@ -157,6 +157,9 @@ TEST_CASE("redacted_url hides the password and reads back to the same address") 
   CHECK(back.options == a.options);
 
   CHECK(redacted_url(parse_ok("postgres://[::1]/app")) == "postgres://[::1]:5432/app");
+  // libpq's other secret option, the passphrase of an sslkey, is hidden the same way.
+  CHECK(redacted_url(parse_ok("postgres://app:pw@db/app?sslkey=/k.pem&sslpassword=open%20sesame")) ==
+        "postgres://app:***@db:5432/app?sslkey=%2Fk.pem&sslpassword=***");
   CHECK(redacted_url(parse_ok("postgres://%2Ftmp/app")) == "postgres://%2Ftmp:5432/app");
   CHECK(redacted_url(parse_ok("postgres://db.internal/app?hostaddr=10.0.0.7")) ==
         "postgres://db.internal:5432/app?hostaddr=10.0.0.7");

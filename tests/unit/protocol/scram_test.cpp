@@ -4,7 +4,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include <memory>
 #include <string>
+#include <thread>
 #include <string_view>
 #include <vector>
 
@@ -125,6 +127,46 @@ TEST_CASE("ScramClient reproduces the RFC 7677 exchange") {
   REQUIRE(client.handle_server_first(kRfcServerFirst, client_final, error));
   CHECK(client_final == kRfcClientFinal);
   CHECK(client.verify_server_final(kRfcServerFinal, error));
+}
+
+TEST_CASE("ScramClient's key derivation can run on another thread and gives the RFC 7677 proof") {
+  // Derived on another thread, unless an earlier case on this thread left the keys cached.
+  ScramClient client = rfc_client_after_first();
+  std::unique_ptr<ScramKeyDerivation> keys;
+  std::string error;
+  REQUIRE(client.read_server_first(kRfcServerFirst, keys, error) == ScramClient::ServerFirst::Ok);
+  REQUIRE(keys != nullptr);
+  CHECK(keys->iterations == 4096);
+  if (!keys->derived) std::thread([&] { keys->derive(); }).join();
+  CHECK(client.client_final(*keys) == kRfcClientFinal);
+  CHECK(client.verify_server_final(kRfcServerFinal, error));
+
+  // The same password, salt and count again on this thread: the keys come from the cache.
+  ScramClient again = rfc_client_after_first();
+  std::unique_ptr<ScramKeyDerivation> cached;
+  REQUIRE(again.read_server_first(kRfcServerFirst, cached, error) == ScramClient::ServerFirst::Ok);
+  CHECK(cached->derived);
+  CHECK(again.client_final(*cached) == kRfcClientFinal);
+}
+
+TEST_CASE("ScramClient refuses a server asking for more iterations than allowed, before deriving anything") {
+  ScramClient client("pencil", fixed(kRfcClientNonce), "user", 4095);
+  client.client_first();
+  std::unique_ptr<ScramKeyDerivation> keys;
+  std::string error;
+  CHECK(client.read_server_first(kRfcServerFirst, keys, error) == ScramClient::ServerFirst::TooManyIterations);
+  CHECK(keys == nullptr);
+  CHECK(client.requested_iterations() == 4096);
+  CHECK(error.find("4096 SCRAM iterations, more than the 4095 allowed") != std::string::npos);
+
+  // Above the ceiling, whatever the caller allows; past INT_MAX it is malformed.
+  ScramClient ceiling("pw", fixed("n"), {}, 2'000'000'000);
+  ceiling.client_first();
+  CHECK(ceiling.read_server_first("r=nX,s=QUJD,i=10000001", keys, error) ==
+        ScramClient::ServerFirst::TooManyIterations);
+  ScramClient huge("pw", fixed("n"));
+  huge.client_first();
+  CHECK(huge.read_server_first("r=nX,s=QUJD,i=99999999999", keys, error) == ScramClient::ServerFirst::Invalid);
 }
 
 TEST_CASE("ScramServer reproduces the RFC 7677 exchange") {
