@@ -149,9 +149,9 @@ void ClientSession::wait_for_route(bool pause) {
   const auto bound = pause ? database_->pool.query_wait_timeout : database_->write_wait;
   if (!route_wait_.deadline) route_wait_.deadline = route_wait_.since.value_or(now) + bound;
   if (*route_wait_.deadline <= now) {
+    ProxyError e = route_wait_error();
     route_wait_.clear();
-    fail_route(pause ? make_error(ProxyErrc::SwitchoverPauseExpired, {database_->name, std::to_string(bound.count())})
-                     : make_error(ProxyErrc::WriteWaitExpired, {database_->name, std::to_string(bound.count())}));
+    fail_route(std::move(e));
     return;
   }
   lease_ = Lease::WaitingForRoute;
@@ -231,13 +231,21 @@ void ClientSession::retry_route() {
   process_input();
 }
 
+ProxyError ClientSession::route_wait_error() const {
+  if (route_wait_.pause)
+    return make_error(ProxyErrc::SwitchoverPauseExpired,
+                      {database_->name, std::to_string(database_->pool.query_wait_timeout.count())});
+  if (route_wait_.last_error) return *route_wait_.last_error;
+  // write_wait 0: nothing waited, the primary is simply down.
+  if (database_->write_wait.count() == 0) return make_error(ProxyErrc::PrimaryUnavailable, {database_->name});
+  return make_error(ProxyErrc::WriteWaitExpired, {database_->name, std::to_string(database_->write_wait.count())});
+}
+
 void ClientSession::route_wait_expired() {
   if (lease_ != Lease::WaitingForRoute || closed()) return;
-  const bool pause = route_wait_.pause;
-  const auto waited = pause ? database_->pool.query_wait_timeout : database_->write_wait;
+  ProxyError e = route_wait_error();
   route_wait_.clear();
-  fail_route(pause ? make_error(ProxyErrc::SwitchoverPauseExpired, {database_->name, std::to_string(waited.count())})
-                   : make_error(ProxyErrc::WriteWaitExpired, {database_->name, std::to_string(waited.count())}));
+  fail_route(std::move(e));
   process_input();
 }
 

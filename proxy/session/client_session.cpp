@@ -842,6 +842,7 @@ void ClientSession::on_server_unavailable(const ProxyError& why) {
   const bool may_wait = database_ != nullptr && is_connection_trouble(why.sqlstate) &&
                         database_->on_primary_down == config::PrimaryDownPolicy::ReplicaReads;
   const Intent intent = logging_in ? login_intent() : routed_intent_;
+  if (may_wait) route_wait_.last_error = std::make_unique<ProxyError>(why);
   if (may_wait && intent == Intent::Read && !retry_.used) {
     // A read (or a login) that could not get a connection to its server tries another once.
     retry_.used = true;

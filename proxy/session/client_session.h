@@ -202,6 +202,7 @@ class ClientSession final : public ServerLessee {
   // up to write_wait (the switchover pause's query_wait_timeout when `pause`) from the
   // first wait of this request.
   void wait_for_route(bool pause);
+  ProxyError route_wait_error() const;  // the wait ran out: why
   bool finish_login_from_cache(const DatabaseTopology& topology);  // transaction mode, no server free
   Intent login_intent() const { return session_mode_ ? Intent::Write : Intent::Read; }
   void capture_for_retry(const std::byte* p, std::size_t n);
@@ -278,9 +279,14 @@ class ClientSession final : public ServerLessee {
     std::optional<std::chrono::steady_clock::time_point> since;
     std::optional<std::chrono::steady_clock::time_point> deadline;  // of the transaction's wait
     bool pause = false;  // waiting out a switchover's pause, not the primary
+    // Why the last attempt to reach the server failed (a refused connection, a TLS
+    // verification): what the client is told when the wait runs out, rather than only
+    // that it waited.
+    std::unique_ptr<ProxyError> last_error;
     void clear() {
       since.reset();
       deadline.reset();
+      last_error.reset();
     }
   } route_wait_;
   unsigned rotation_ = 0;      // spreads reads over replicas

@@ -353,6 +353,8 @@ TEST_CASE("query_wait_timeout answers a client that waited too long with 53300 a
   if (after.ok) CHECK(after.value() == "served");
 }
 
+// With write_wait 0 a login or write does not wait for the primary to come back (with the
+// default it waits, and then gets this same error: failover_restart_test).
 TEST_CASE("a database whose server is down fails fast with a class-08 error naming it") {
   Cluster& cluster = Cluster::shared();
   int port = 0;
@@ -367,7 +369,7 @@ TEST_CASE("a database whose server is down fails fast with a class-08 error nami
   ProxyProcess proxy;
   ProxyConfig config = pool_config("transaction", 4);
   config.extra = "[[databases]]\nname = \"down\"\nprimary = \"postgres://127.0.0.1:" + std::to_string(port) +
-                 "/app\"\nserver_connect_timeout = \"1s\"\n";
+                 "/app\"\nserver_connect_timeout = \"1s\"\nwrite_wait = \"0s\"\n";
   start_proxy(proxy, cluster, config);
 
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -385,7 +387,7 @@ TEST_CASE("a database whose server is down fails fast with a class-08 error nami
     const double took = seconds_since(started);
     CHECK_MESSAGE(state.rfind("08", 0) == 0, state, ": ", message);
     CHECK_MESSAGE(message.find("\"down\"") != std::string::npos, message);
-    CHECK(took < 2.0);
+    CHECK(took < 1.0 + 2 * at_least);  // a login tries the server twice (a read may go elsewhere)
     CHECK(took >= at_least);
   }
   check_proxy_serves(proxy, cluster);

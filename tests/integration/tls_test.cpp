@@ -20,7 +20,8 @@ namespace {
 // A database entry "tls" whose primary is `url`, for the app user.
 ProxyConfig tls_entry(const std::string& url, std::string users = {}) {
   ProxyConfig c = pool_config("transaction", 4);
-  c.extra = "[[databases]]\nname = \"tls\"\nprimary = " + toml_string(url) + "\n" + users;
+  // A refusal is not waited out (write_wait): the client hears it, and why, at once.
+  c.extra = "[[databases]]\nname = \"tls\"\nprimary = " + toml_string(url) + "\nwrite_wait = \"0s\"\n" + users;
   return c;
 }
 
