@@ -313,6 +313,7 @@ void ClientSession::finish_login(const ParamMap& server_params) {
   for (const auto& [k, v] : merged.entries())
     if (is_tracked_parameter(k)) params_.set(k, v);
   host_.resources().param_sets.share(params_);
+  startup_settings_ = params_.shared_entries();
   login_.reset();
   protocol::append_backend_key_data(out, virtual_pid_, virtual_secret_);
   protocol::append_ready_for_query(out, 'I');
