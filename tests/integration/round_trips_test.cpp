@@ -216,6 +216,37 @@ TEST_CASE("BEGIN ... COMMIT costs one round trip fewer with BEGIN deferred, and 
   }
 }
 
+TEST_CASE("settings and prepared statements re-created on another server travel with the client's message") {
+  Cluster& cluster = Cluster::shared();
+  ProxyConfig config = round_trip_config(cluster, "");
+  config.size = 2;
+  config.workers = 1;  // one pool: the two servers below are the only ones
+  ProxyProcess proxy;
+  start_proxy(proxy, cluster, config);
+  Connection admin = connect_ok(app_conninfo(proxy, cluster, "pgsidecar"));
+  Connection a = connect_ok(app_conninfo(proxy, cluster));
+  Connection b = connect_ok(app_conninfo(proxy, cluster));
+  REQUIRE(a.exec("SET application_name = 'round_trips_a'").ok);
+  REQUIRE(a.prepare("s_pid", "SELECT pg_backend_pid()").ok);
+  const QueryResult first = a.exec_prepared("s_pid", {});
+  REQUIRE_MESSAGE(first.ok, first.describe());
+  // b takes the pool's one open server (a's) into a transaction: a's next request lands
+  // on a new one, which lacks a's application_name and statement.
+  const QueryResult held = b.exec("BEGIN; SELECT pg_backend_pid()");
+  REQUIRE_MESSAGE(held.ok, held.describe());
+  REQUIRE(held.value() == first.value());
+  const long long before = server_writes(admin);
+  const QueryResult second = a.exec_prepared("s_pid", {});
+  REQUIRE_MESSAGE(second.ok, second.describe());
+  CHECK(second.value() != first.value());
+  const QueryResult name = a.exec("SHOW application_name");
+  REQUIRE(name.ok);
+  CHECK(name.value() == "round_trips_a");
+  // Two requests, two writes: the Parse and the SET went with the Bind.
+  CHECK(server_writes(admin) - before == 2);
+  REQUIRE(b.exec("COMMIT").ok);
+}
+
 TEST_CASE("with BEGIN deferred, now() is the time of the transaction's first statement") {
   Cluster& cluster = Cluster::shared();
   for (const bool defer : {true, false}) {
