@@ -294,7 +294,7 @@ TEST_CASE("a deferred BEGIN's modes and its first statement route the transactio
   REQUIRE(app.exec("ROLLBACK").ok);
 }
 
-TEST_CASE("pings are answered without a server while it is up, and fail with the route's error while it is down") {
+TEST_CASE("pings are answered without a server while it is up, and fail with the route's error while it is down; so does a deferred BEGIN's first statement") {
   Cluster& cluster = Cluster::shared();
   FaultRelay relay("127.0.0.1", cluster.primary_port());
   ProxyConfig config = round_trip_config(cluster);
@@ -338,6 +338,18 @@ TEST_CASE("pings are answered without a server while it is up, and fail with the
   const QueryResult empty = app.exec("", 5s);
   CHECK(!empty.ok);
   CHECK(empty.sqlstate == read.sqlstate);
+
+  // A BEGIN is still answered; its first statement gets the route's error and the
+  // transaction is failed, as when a first statement fails on the server.
+  REQUIRE(app.exec("BEGIN", 5s).ok);
+  const QueryResult first = app.exec("SELECT 2", 5s);
+  CHECK(first.sqlstate == read.sqlstate);
+  CHECK(PQtransactionStatus(app.raw()) == PQTRANS_INERROR);
+  CHECK(app.exec("SELECT 3", 5s).sqlstate == "25P02");
+  const QueryResult rollback = app.exec("COMMIT", 5s);
+  CHECK(rollback.ok);
+  CHECK(rollback.command_tag == "ROLLBACK");
+  CHECK(PQtransactionStatus(app.raw()) == PQTRANS_IDLE);
 
   relay.pass();
 }
