@@ -133,7 +133,7 @@ TEST_CASE("statements answered without a server get PostgreSQL's own bytes") {
   Connection admin = connect_ok(app_conninfo(proxy, cluster, "pgsidecar"));
 
   struct Step {
-    const char* what;
+    std::string what;
     std::vector<std::byte> bytes;
     int readies = 1;
   };
@@ -154,6 +154,12 @@ TEST_CASE("statements answered without a server get PostgreSQL's own bytes") {
       {"DEALLOCATE ALL", query("DEALLOCATE ALL")},
       {"UNLISTEN *", query("UNLISTEN *")},
       {"CLOSE ALL", query("CLOSE ALL")},
+      {"a statement prepared before DISCARD ALL", prepare("d1", "SELECT 5")},
+      {"DISCARD ALL with a prepared statement", query("DISCARD ALL")},
+      {"the statement is gone after DISCARD ALL", run_prepared("d1")},
+      {"a statement prepared before DEALLOCATE ALL", prepare("d2", "SELECT 6")},
+      {"DEALLOCATE ALL with a prepared statement", query("DEALLOCATE ALL")},
+      {"the statement is gone after DEALLOCATE ALL", run_prepared("d2")},
       {"extended BEGIN", extended("BEGIN")},
       {"extended first statement", extended("SELECT 2")},
       {"extended COMMIT", extended("COMMIT")},
