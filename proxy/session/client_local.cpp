@@ -28,7 +28,7 @@ bool ends_transaction(LocalStatement s) { return s == LocalStatement::Commit || 
 
 }  // namespace
 
-ClientSession::Local ClientSession::answer_locally(const protocol::FrameHeader& h, std::span<const std::byte> in) {
+ClientSession::Local ClientSession::answer_locally(std::span<const std::byte> in) {
   using Phase = DeferredBegin::Phase;
   if (session_mode_ || (deferred_.phase == Phase::None && exchange_.tx_status != 'I')) return Local::No;
   const bool aborted = deferred_.phase == Phase::Aborted;
@@ -46,7 +46,6 @@ ClientSession::Local ClientSession::answer_locally(const protocol::FrameHeader& 
       pending_error_ = std::make_unique<ProxyError>(make_error(ProxyErrc::InFailedTransaction));
       return Local::Refused;
   }
-  (void)h;
   const LocalStatement kind = may_be_local(request.sql) && request.sql.find('\0') == std::string_view::npos
                                   ? host_.resources().classifier.classify(request.sql).local
                                   : LocalStatement::None;

@@ -477,7 +477,7 @@ ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& 
   if (lease_ != Lease::Linked) {
     if (pending_error_) return answer_refused(h, in);
     if (lease_ != Lease::None) return Step::Wait;  // a server or a route is coming
-    switch (answer_locally(h, in)) {
+    switch (answer_locally(in)) {
       case Local::Answered: return Step::Next;
       case Local::Wait: return Step::Wait;
       case Local::Refused: return answer_refused(h, in);

@@ -195,7 +195,7 @@ class ClientSession final : public ServerLessee {
 
   // client_local.cpp: requests answered without a server (docs/pooling.md, "Round trips saved")
   enum class Local { No, Answered, Wait, Refused };
-  Local answer_locally(const protocol::FrameHeader& h, std::span<const std::byte> in);
+  Local answer_locally(std::span<const std::byte> in);  // `in` starts with a request
   bool answer_outside_transaction(sql::LocalStatement kind, bool ping, std::string_view sql, LocalReply& reply);
   bool untracked_state_possible() const;  // state on a server that a local answer would miss
   bool defaults_has(std::string_view name) const;  // a startup setting, by name
