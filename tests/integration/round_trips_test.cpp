@@ -334,6 +334,7 @@ TEST_CASE("pings are answered without a server while it is up, and fail with the
 
   // Up: a ping crosses no link (the health monitor's probes do: compare the pool's writes).
   Connection admin = connect_ok(app_conninfo(proxy, cluster, "pgsidecar"));
+  wait_for_local_pings(app, admin, "pings");
   const long long before = server_writes(admin, "pings");
   for (int i = 0; i < 5; ++i) {
     const QueryResult ping = app.exec("SELECT 1");
