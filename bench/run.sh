@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# Runs the whole benchmark in one go (about 8 minutes on 2 cores, plus the build when the
+# Runs the whole benchmark in one go (about 16 minutes on 2 cores, plus the build when the
 # binary is missing):
 #   - builds the Release pgsidecar when $PGSIDECAR_BIN (default build/pgsidecar) is missing
 #   - starts a PostgreSQL 15 primary with tests/support/cluster.sh (always stopped again)
 #   - pgbench select-only and TPC-B-like, -M simple / extended / prepared, at 1, 50 and
 #     500 clients: direct, through pgsidecar and through PgBouncer (pool of 20 each)
+#   - over a slow link (a delay relay between PostgreSQL and each target, 1 and 5 ms each
+#     way): TPC-B-like and an ORM-shaped transaction, 1 and 20 clients, latency and
+#     round trips per transaction, with the ratios to direct
 #   - 5,000 idle authenticated clients through each proxy: memory per client
 #   - a client reading a 1 GB result slowly through each proxy: the proxy's peak RSS
-# Prints markdown tables at the end; CSV files go to bench/results/<UTC time>/.
+# Prints markdown tables at the end; CSV files and PNG charts go to bench/results/<UTC time>/.
 #
 #   bench/run.sh [--duration SECONDS] [--clients 1,50,500] [--workloads select-only,tpcb-like]
 #                [--modes simple,extended,prepared] [--idle-clients N] [--slow-seconds S]
-#                [--skip points,idle,slow]
+#                [--link 1,5] [--link-clients 1,20] [--link-duration S]
+#                [--skip points,link,idle,slow]
 #
-# Environment: PGSIDECAR_BIN (the binary to test), BUILD_DIR (where to build it when
+# Environment: PGSIDECAR_BIN (the binary to test), FAULT_RELAY_BIN (the delay relay;
+# default BUILD_DIR/tests/fault_relay), BUILD_DIR (where to build them when
 # missing; default build), REBUILD=1 (run make even when the binary exists), JOBS (make -j;
 # default 2).
 set -euo pipefail
@@ -21,6 +26,7 @@ set -euo pipefail
 root=$(cd "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)
 build_dir=${BUILD_DIR:-$root/build}
 binary=${PGSIDECAR_BIN:-$build_dir/pgsidecar}
+relay=${FAULT_RELAY_BIN:-$build_dir/tests/fault_relay}
 python=/usr/bin/python3
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
@@ -37,6 +43,14 @@ if [[ ! -x $binary || ${REBUILD:-0} == 1 ]]; then
   make -C "$build_dir" -j "${JOBS:-2}" pgsidecar >/dev/null
   [[ -x $binary ]] || die "the build did not produce $binary"
 fi
+if [[ ! -x $relay ]]; then
+  echo "bench/run.sh: building the delay relay (fault_relay) in $build_dir"
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  make -C "$build_dir" -j "${JOBS:-2}" fault_relay >/dev/null
+  [[ -x $relay ]] || die "the build did not produce $relay"
+fi
+"$python" -c 'import matplotlib' 2>/dev/null ||
+  echo "bench/run.sh: warning: no matplotlib (apt-get install python3-matplotlib): no charts" >&2
 binary=$(realpath -- "$binary")
 echo "bench/run.sh: testing $binary (built $(date -u -r "$binary" '+%Y-%m-%d %H:%M UTC'))"
 
@@ -88,7 +102,7 @@ bash "$root/tests/support/cluster.sh" start "$cluster_dir"
 # In the background, so that the traps run at once on Ctrl-C or SIGTERM rather than after
 # the orchestrator has finished (bash defers traps while a foreground command runs).
 "$python" "$root/bench/lib/bench.py" --cluster-dir "$cluster_dir" --workdir "$workdir" \
-  --results-dir "$results_dir" --pgsidecar "$binary" "$@" &
+  --results-dir "$results_dir" --pgsidecar "$binary" --fault-relay "$(realpath -- "$relay")" "$@" &
 bench_pid=$!
 status=0
 wait "$bench_pid" || status=$?

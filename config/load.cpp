@@ -60,7 +60,9 @@ constexpr std::string_view kPoolKeys[] = {"mode",
                                           "max_prepared_bytes_per_client",
                                           "max_statements_per_server",
                                           "max_concurrent_logins",
-                                          "min_size"};
+                                          "min_size",
+                                          "defer_begin",
+                                          "answer_pings"};
 constexpr std::string_view kHealthKeys[] = {"interval",
                                             "timeout",
                                             "failures_before_down",
@@ -283,6 +285,18 @@ class Reader {
       return nullptr;
     }
     out = static_cast<T>(x);
+    return n;
+  }
+
+  const toml::node* boolean(const toml::table& t, const std::string& path, std::string_view key, bool& out) {
+    const toml::node* n = t.get(key);
+    if (n == nullptr) return nullptr;
+    const toml::value<bool>* v = n->as_boolean();
+    if (v == nullptr) {
+      report(child(path, key), n->source(), "expected true or false, got " + type_name(*n));
+      return nullptr;
+    }
+    out = v->get();
     return n;
   }
 
@@ -539,6 +553,8 @@ PoolNodes read_pool(Reader& r, const toml::table& t, const std::string& p, PoolS
   r.integer(t, p, "max_statements_per_server", 1, INT_MAX, s.max_statements_per_server);
   r.integer(t, p, "max_concurrent_logins", 1, INT_MAX, s.max_concurrent_logins);
   nodes.min_size = r.integer(t, p, "min_size", 1, INT_MAX, s.min_size);
+  r.boolean(t, p, "defer_begin", s.defer_begin);
+  r.boolean(t, p, "answer_pings", s.answer_pings);
   return nodes;
 }
 

@@ -161,6 +161,12 @@ struct PoolSettings {
   int max_statements_per_server = 1000;
   int max_concurrent_logins = 4;  // server logins in flight per server, across all pools and workers
   int min_size = 1;               // a fleet share never caps the pool below this
+  // Transaction mode: BEGIN from a client holding no server is answered at once and sent
+  // with the transaction's first statement (docs/pooling.md, "Round trips saved").
+  bool defer_begin = true;
+  // Transaction mode: the empty query and SELECT 1 from a client holding no server are
+  // answered without one while the route's server is healthy.
+  bool answer_pings = false;
 };
 
 struct Health {

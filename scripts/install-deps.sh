@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pgsidecar needs to build and test on Debian 12: compilers, libraries,
-# PostgreSQL 15 (server binaries for the test cluster), PgBouncer (benchmarks), promtool
+# PostgreSQL 15 (server binaries for the test cluster), PgBouncer and matplotlib (benchmarks
+# and their charts), promtool
 # (package prometheus: the unit tests lint the metrics exposition and check deploy/'s
 # alert rules with it; its server is never used), the client libraries the client tests
 # use, and the npm packages of the client and deployment tests. Idempotent: when
@@ -16,7 +17,7 @@ packages=(
   libuv1-dev libpq-dev libssl-dev libtomlplusplus-dev doctest-dev libpg-query-dev libsimdjson-dev
   libmicrohttpd-dev prometheus
   postgresql-15 postgresql-client-15 pgbouncer
-  python3 python3-psycopg python3-psycopg2 python3-asyncpg
+  python3 python3-psycopg python3-psycopg2 python3-asyncpg python3-matplotlib
   libpostgresql-jdbc-java default-jdk-headless
   nodejs npm
 )

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 
 #include "sql/classify_functions.h"
@@ -339,11 +340,16 @@ Verdict classify_transaction(object body, Classification& out) {
   const std::string_view kind = string_field(body, "kind");
   if (kind == "TRANS_STMT_BEGIN" || kind == "TRANS_STMT_START") {
     const TransactionModes modes = transaction_modes(body, "options");
+    out.local = kind == "TRANS_STMT_BEGIN" ? LocalStatement::Begin : LocalStatement::StartTransaction;
     out.begins_read_only = modes.read_only.value_or(false);
     std::string name = kind == "TRANS_STMT_BEGIN" ? "BEGIN" : "START TRANSACTION";
     if (const std::string_view why = needs_primary(modes); !why.empty())
       return write(name.append(why));
     return {StatementKind::Read, std::move(name)};
+  }
+  if (!bool_field(body, "chain")) {
+    if (kind == "TRANS_STMT_COMMIT") out.local = LocalStatement::Commit;
+    if (kind == "TRANS_STMT_ROLLBACK") out.local = LocalStatement::Rollback;
   }
   for (const TransactionKind& k : kTransactionKinds) {
     if (k.kind == kind) return {k.verdict, std::string(k.name)};
@@ -399,6 +405,7 @@ Verdict classify_set(object body, Classification& out) {
     return write("SET SESSION CHARACTERISTICS");
   }
   if (kind == "VAR_RESET_ALL") {
+    out.local = LocalStatement::ResetAll;
     reset_default_read_only(out);
     return write("RESET ALL");
   }
@@ -427,10 +434,23 @@ constexpr std::array kStatementNames = std::to_array<std::pair<std::string_view,
     {"TruncateStmt", "TRUNCATE"}, {"UnlistenStmt", "UNLISTEN"}, {"UpdateStmt", "UPDATE"},
 });
 
+// The ALL forms of these leave their name out: DEALLOCATE ALL, UNLISTEN *, CLOSE ALL.
+constexpr std::array kAllForms = std::to_array<std::tuple<std::string_view, std::string_view, LocalStatement>>({
+    {"DeallocateStmt", "name", LocalStatement::DeallocateAll},
+    {"UnlistenStmt", "conditionname", LocalStatement::UnlistenAll},
+    {"ClosePortalStmt", "portalname", LocalStatement::CloseAll},
+});
+
 Verdict classify_other(std::string_view type, object body, Classification& out) {
   if (type == "DiscardStmt") {
-    if (string_field(body, "target") == "DISCARD_ALL") reset_default_read_only(out);  // RESET ALL
+    if (string_field(body, "target") == "DISCARD_ALL") {
+      out.local = LocalStatement::DiscardAll;
+      reset_default_read_only(out);  // RESET ALL
+    }
     return write("DISCARD");
+  }
+  for (const auto& [node, name_key, local] : kAllForms) {
+    if (node == type && string_field(body, name_key).empty()) out.local = local;
   }
   if (type == "VacuumStmt") return write(bool_field(body, "is_vacuumcmd") ? "VACUUM" : "ANALYZE");
   for (const auto& [node, name] : kStatementNames) {
@@ -577,7 +597,9 @@ Classification classify_sql(std::string_view sql) {
 
   Classification out;
   out.kind = StatementKind::Read;
+  std::size_t count = 0;
   for (element raw : stmts) {
+    ++count;
     element stmt;
     Verdict verdict = raw["stmt"].get(stmt) == simdjson::SUCCESS
                           ? classify_statement(stmt, out)
@@ -589,6 +611,7 @@ Classification classify_sql(std::string_view sql) {
     if (may_set_config && !out.sets_session_config) out.sets_session_config = find_session_set_config(raw);
   }
   if (out.reason.empty()) out.reason = "empty query";
+  if (count != 1) out.local = count == 0 ? LocalStatement::Empty : LocalStatement::None;
   reader().release_if_large();
   return out;
 }

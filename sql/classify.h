@@ -6,6 +6,7 @@
 
 #include "sql/layer.h"
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -13,6 +14,23 @@
 namespace pgsidecar::sql {
 
 enum class StatementKind { Read, Write };
+
+// A lone statement whose answer the proxy knows, or which it may hold back until the
+// next one (docs/pooling.md, "Round trips saved"). None for anything else, including
+// several statements in one string and COMMIT/ROLLBACK AND CHAIN.
+enum class LocalStatement : uint8_t {
+  None,
+  Empty,             // no statement at all: whitespace, comments, ";"
+  Begin,             // BEGIN [modes]
+  StartTransaction,  // START TRANSACTION [modes]
+  Commit,            // COMMIT, END
+  Rollback,          // ROLLBACK, ABORT
+  DiscardAll,
+  ResetAll,
+  DeallocateAll,     // DEALLOCATE [PREPARE] ALL
+  UnlistenAll,       // UNLISTEN *
+  CloseAll,          // CLOSE ALL
+};
 
 struct Classification {
   StatementKind kind = StatementKind::Write;
@@ -40,6 +58,7 @@ struct Classification {
   // value outlives the transaction. Also a DO block naming set_config (its body is parsed
   // only when it runs). Found only in text that may_set_session_config() accepts.
   bool sets_session_config = false;
+  LocalStatement local = LocalStatement::None;
 
   friend bool operator==(const Classification&, const Classification&) = default;
 };

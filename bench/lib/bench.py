@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 
+import charts
 import idle_clients
+import link
 import pgbench_point
 import report
 import slow_reader
@@ -45,8 +47,13 @@ def parse_args():
     p.add_argument("--slow-seconds", type=float, default=15.0)
     p.add_argument("--slow-rate-mb", type=float, default=2.0,
                    help="the slow reader's pace in MB/s")
+    p.add_argument("--link", default="1,5",
+                   help="link mode: delays in ms each way between PostgreSQL and each target")
+    p.add_argument("--link-clients", default="1,20")
+    p.add_argument("--link-duration", type=int, default=6, help="seconds per link point")
+    p.add_argument("--fault-relay", help="the fault_relay binary (link mode)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: "
-                   "points, idle, slow")
+                   "points, link, idle, slow")
     return p.parse_args()
 
 
@@ -279,7 +286,7 @@ def main():
         "pgbouncer": PgBouncer(args.workdir, cluster, registry, args.pool_size,
                                max_client_conn=max(6000, args.idle_clients + 1000)),
     }
-    points, idle, slow = [], [], []
+    points, idle, slow, link_points = [], [], [], []
     try:
         if "points" not in skip:
             for proxy in proxies.values():
@@ -295,6 +302,8 @@ def main():
             points = run_points(args, cluster, proxies)
             for proxy in proxies.values():
                 proxy.stop()
+        if "link" not in skip and args.link:
+            link_points = link.run(args, cluster, say, reset_between_points)
         if "idle" not in skip:
             idle = run_idle(args, proxies)
         if "slow" not in skip:
@@ -312,16 +321,19 @@ def main():
                      report.IDLE_COLUMNS, idle)
     report.write_csv(os.path.join(args.results_dir, "slow_reader.csv"), report.SLOW_COLUMNS,
                      slow)
-    summary = summarize(args, machine, points, idle, slow, elapsed)
+    report.write_csv(os.path.join(args.results_dir, "link_points.csv"), report.LINK_COLUMNS,
+                     link_points)
+    pictures = charts.write_all(args.results_dir, points, link_points)
+    summary = summarize(args, machine, points, idle, slow, elapsed, link_points, pictures)
     with open(os.path.join(args.results_dir, "summary.md"), "w", encoding="utf-8") as f:
         f.write(summary)
     say("\n" + summary)
     say(f"results: {args.results_dir}")
-    failed = [p for p in points if p["status"] == "error"]
+    failed = [p for p in points + link_points if p["status"] == "error"]
     return 1 if failed or any(r.get("error") for r in idle + slow) else 0
 
 
-def summarize(args, machine, points, idle, slow, elapsed):
+def summarize(args, machine, points, idle, slow, elapsed, link_points=(), pictures=()):
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"# pgsidecar benchmark, {stamp}", ""]
     parts += [f"- {k}: {v}" for k, v in machine.items()]
@@ -335,6 +347,12 @@ def summarize(args, machine, points, idle, slow, elapsed):
                   report.points_table(points), "",
                   "## Added latency at 1 client (p50 against direct)", "",
                   report.added_latency_table(points, ["pgsidecar", "pgbouncer"]), ""]
+    if link_points:
+        parts += [f"## Over a slow link ({args.link} ms each way between PostgreSQL and each "
+                  f"target, {args.link_duration} s per point)", "",
+                  link.ratios_table(link_points), ""]
+    if pictures:
+        parts += ["Charts: " + ", ".join(pictures), ""]
     if idle:
         parts += [f"## Memory per idle client ({args.idle_clients} authenticated clients)",
                   "", report.idle_table(idle), ""]

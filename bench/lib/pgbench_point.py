@@ -66,8 +66,9 @@ def read_latencies(log_prefix):
 
 
 def run_point(*, host, port, user, password, database, workload, mode, clients, duration,
-              log_dir, proxy_pid, postmaster_pid, timeout_margin=60):
-    """Runs pgbench once and returns a dict of results (see report.CSV_COLUMNS)."""
+              log_dir, proxy_pid, postmaster_pid, timeout_margin=60, script=None):
+    """Runs pgbench once and returns a dict of results (see report.CSV_COLUMNS). `script`:
+    a custom pgbench script file instead of the built-in `workload`."""
     sampling_rate = 1.0 if clients == 1 else 0.25
     os.makedirs(log_dir, exist_ok=True)
     log_prefix = os.path.join(log_dir, "pgbench_log")
@@ -77,7 +78,9 @@ def run_point(*, host, port, user, password, database, workload, mode, clients, 
                "-T", str(duration), "-P", "1", "-l", "--log-prefix", log_prefix,
                "--sampling-rate", str(sampling_rate), "-h", host, "-p", str(port),
                "-U", user, database]
-    if workload == "select-only":
+    if script:
+        command[1:1] = ["-f", script]
+    elif workload == "select-only":
         command.insert(1, "-S")
     env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="10",
                PGSSLMODE="disable")

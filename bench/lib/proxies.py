@@ -50,11 +50,17 @@ def _ports_in_use():
 
 
 class Proxy:
-    """One proxy process. Subclasses write the config and say how to run it."""
+    """One proxy process. Subclasses write the config and say how to run it.
+
+    server_port: where the proxy finds PostgreSQL (default: the cluster's port; the link
+    mode puts a delay relay there). name: its directory and its name in the tables."""
 
     name = "proxy"
 
-    def __init__(self, workdir, cluster, pid_registry):
+    def __init__(self, workdir, cluster, pid_registry, server_port=None, name=None):
+        if name:
+            self.name = name
+        self.server_port = server_port or cluster.port
         self.dir = os.path.join(workdir, self.name)
         self.cluster = cluster
         self.pid_registry = pid_registry
@@ -164,10 +170,12 @@ class Proxy:
 class PgSidecar(Proxy):
     name = "pgsidecar"
 
-    def __init__(self, workdir, cluster, pid_registry, binary, pool_size):
-        super().__init__(workdir, cluster, pid_registry)
+    def __init__(self, workdir, cluster, pid_registry, binary, pool_size, pool_extra="",
+                 **kwargs):
+        super().__init__(workdir, cluster, pid_registry, **kwargs)
         self.binary = binary
         self.pool_size = pool_size
+        self.pool_extra = pool_extra  # more [pool_defaults] lines
 
     def _write_config(self):
         c = self.cluster
@@ -194,10 +202,13 @@ size = {self.pool_size}
 # pool of 20 on two cores, waits are long, and both proxies should be measured serving
 # them, not one of them timing clients out.
 query_wait_timeout = "120s"
+{self.pool_extra}
+[admin]
+users = ["{c.app_user}"]
 
 [[databases]]
 name = "{c.database}"
-primary = "postgres://{c.host}:{c.port}/{c.database}?sslmode=disable"
+primary = "postgres://{c.host}:{self.server_port}/{c.database}?sslmode=disable"
 """
         self.config_path = os.path.join(self.dir, "pgsidecar.toml")
         with open(self.config_path, "w", encoding="utf-8") as f:
@@ -205,6 +216,24 @@ primary = "postgres://{c.host}:{c.port}/{c.database}?sslmode=disable"
 
     def _command(self):
         return [self.binary, "--config", self.config_path]
+
+    def server_writes(self):
+        """total_server_writes of SHOW STATS: client requests written to servers, each one
+        exchange over the network to PostgreSQL."""
+        import psycopg2
+        c = self.cluster
+        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user=c.app_user,
+                                password=c.app_password, dbname="pgsidecar",
+                                connect_timeout=10, sslmode="disable")
+        try:
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute("SHOW STATS")
+                names = [d[0] for d in cur.description]
+                return sum(int(row[names.index("total_server_writes")]) for row in cur.fetchall()
+                           if row[names.index("database")] == c.database)
+        finally:
+            conn.close()
 
     def _popen_user_args(self):
         env = dict(os.environ, BENCH_APP_PASSWORD=self.cluster.app_password)
@@ -214,8 +243,8 @@ primary = "postgres://{c.host}:{c.port}/{c.database}?sslmode=disable"
 class PgBouncer(Proxy):
     name = "pgbouncer"
 
-    def __init__(self, workdir, cluster, pid_registry, pool_size, max_client_conn):
-        super().__init__(workdir, cluster, pid_registry)
+    def __init__(self, workdir, cluster, pid_registry, pool_size, max_client_conn, **kwargs):
+        super().__init__(workdir, cluster, pid_registry, **kwargs)
         self.pool_size = pool_size
         self.max_client_conn = max_client_conn
 
@@ -233,7 +262,7 @@ class PgBouncer(Proxy):
         os.chmod(auth_file, 0o600)
         config = f"""; Written by bench/lib/proxies.py for one benchmark run.
 [databases]
-{c.database} = host={c.host} port={c.port} dbname={c.database}
+{c.database} = host={c.host} port={self.server_port} dbname={c.database}
 
 [pgbouncer]
 listen_addr = 127.0.0.1

@@ -18,6 +18,12 @@ IDLE_COLUMNS = [
     "rss_held_mb", "rss_after_close_mb", "kb_per_idle_client", "checked_queries",
     "checked_failures", "proxy_alive",
 ]
+LINK_COLUMNS = [
+    "link_ms", "workload", "mode", "clients", "target", "status", "tps", "latency_avg_ms",
+    "latency_p50_ms", "latency_p99_ms", "latency_max_ms", "latency_samples",
+    "round_trips_per_tx", "transactions", "failed", "proxy_cpu_s_per_10k", "duration_s",
+    "problems",
+]
 SLOW_COLUMNS = [
     "proxy", "query", "read_seconds", "elapsed_s", "target_rate_mb_s", "rcvbuf",
     "bytes_read_mb", "rss_before_mb", "rss_max_mb", "rss_after_mb", "healthy_after",
@@ -62,6 +68,10 @@ def _table(header, rows, text_columns=1, trailing_text=0):
     for row in rows:
         lines.append("| " + " | ".join(str(c) for c in row) + " |")
     return "\n".join(lines)
+
+
+def table(header, rows, text_columns=1, trailing_text=0):
+    return _table(header, rows, text_columns, trailing_text)
 
 
 def points_table(points):

@@ -26,12 +26,13 @@ void show_stats(const RuntimeStats& stats, std::vector<std::byte>& out) {
                             us(p.transaction.sum_ns), us(p.query.sum_ns), us(p.client_wait.sum_ns),
                             avg(p.transaction.sum_ns / 1000, p.transaction.count()),
                             avg(p.query.sum_ns / 1000, p.query.count()),
-                            avg(p.client_wait.sum_ns / 1000, p.client_wait.count())});
+                            avg(p.client_wait.sum_ns / 1000, p.client_wait.count()),
+                            std::to_string(p.server_writes)});
   }
   append_table(out,
                {"database", "user", "total_xact_count", "total_query_count", "total_received", "total_sent",
                 "total_xact_time", "total_query_time", "total_wait_time", "avg_xact_time", "avg_query_time",
-                "avg_wait_time"},
+                "avg_wait_time", "total_server_writes"},
                rows);
 }
 

@@ -14,6 +14,7 @@ void PoolStats::add_metrics(const PoolMetrics& m, std::chrono::steady_clock::tim
   bytes_received += m.bytes_received;
   bytes_sent += m.bytes_sent;
   servers_opened += m.servers_opened;
+  server_writes += m.server_writes;
   for (std::size_t i = 0; i < servers_closed.size(); ++i) servers_closed[i] += m.servers_closed[i];
 }
 
@@ -36,6 +37,7 @@ PoolStats& PoolStats::operator+=(const PoolStats& o) {
   bytes_received += o.bytes_received;
   bytes_sent += o.bytes_sent;
   servers_opened += o.servers_opened;
+  server_writes += o.server_writes;
   for (std::size_t i = 0; i < servers_closed.size(); ++i) servers_closed[i] += o.servers_closed[i];
   return *this;
 }
@@ -51,6 +53,7 @@ void RuntimeStats::merge(RuntimeStats&& other) {
     mine.reads_replayed += c.reads_replayed;
     mine.writes_resumed += c.writes_resumed;
     mine.writes_failed += c.writes_failed;
+    mine.local_answers += c.local_answers;
   }
   for (const auto& [state, n] : other.counters.errors) counters.errors[state] += n;
   for (const auto& [state, n] : other.counters.login_failures) counters.login_failures[state] += n;

@@ -37,6 +37,7 @@ struct PoolStats {  // one (database, user), summed over its servers and the wor
   uint64_t queries = 0;
   uint64_t bytes_received = 0;
   uint64_t bytes_sent = 0;
+  uint64_t server_writes = 0;
   uint64_t servers_opened = 0;
   std::array<uint64_t, kServerCloseReasons> servers_closed{};
 

@@ -71,6 +71,9 @@ constexpr std::array kTable{
     Entry{MessageOverClientBuffer, sqlstate::kProgramLimitExceeded, E,
           "message of {} bytes is over max_client_buffer ({} bytes): pgsidecar reads this kind of message whole "
           "before forwarding it"},
+    // PostgreSQL's own code and text: the transaction failed before any statement ran.
+    Entry{InFailedTransaction, sqlstate::kInFailedSqlTransaction, E,
+          "current transaction is aborted, commands ignored until end of transaction block"},
     Entry{NoServerKnown, sqlstate::kConnectionFailure, E, "no server is known for database \"{}\""},
     Entry{PrimaryUnavailable, sqlstate::kConnectionFailure, E, "primary for database \"{}\" is unavailable"},
     Entry{NoHealthyServer, sqlstate::kConnectionFailure, E,

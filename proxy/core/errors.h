@@ -41,6 +41,7 @@ enum class ProxyErrc : uint8_t {
   UnknownPreparedStatement,   // {name}
   TooManyPreparedBytes,       // {bytes it would take} {max_prepared_bytes_per_client} (fatal inside an exchange)
   MessageOverClientBuffer,    // {message bytes} {max_client_buffer} (fatal inside an exchange)
+  InFailedTransaction,        // a transaction whose deferred BEGIN could not get a server
   // Routing a transaction.
   NoServerKnown,              // {database}
   PrimaryUnavailable,         // {database}

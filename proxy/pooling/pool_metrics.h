@@ -45,6 +45,9 @@ struct PoolMetrics {
   uint64_t bytes_received = 0;  // from clients, forwarded to this pool's servers
   uint64_t bytes_sent = 0;      // from this pool's servers, forwarded to clients
   uint64_t servers_opened = 0;
+  // Writes of client requests to this pool's servers: each is one exchange over the
+  // network to the server, the round trips a client waits for.
+  uint64_t server_writes = 0;
   std::array<uint64_t, kServerCloseReasons> servers_closed{};
 };
 
@@ -55,7 +58,8 @@ struct DatabaseCounters {
   uint64_t replica_reads = 0;   // transactions routed to a replica
   uint64_t reads_replayed = 0;  // reads replayed on another server after theirs died
   uint64_t writes_resumed = 0;  // writes held by write_wait that then found the primary
-  uint64_t writes_failed = 0;   // writes held by write_wait that timed out
+  uint64_t writes_failed = 0;
+  uint64_t local_answers = 0;    // requests answered without a server (BEGIN, pings, DISCARD ALL, ...)   // writes held by write_wait that timed out
 };
 struct SessionCounters {
   std::map<std::string, DatabaseCounters, std::less<>> databases;

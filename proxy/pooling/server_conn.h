@@ -142,6 +142,13 @@ class ServerConn {
   // command tag to show it (set_config(..., false), a FunctionCall).
   void client_changed_settings() { carry(&SessionLeftovers::settings); }
 
+  // A statement the client sent earlier and pgsidecar answered itself (a deferred BEGIN):
+  // it runs here ahead of the client's next bytes, its replies swallowed.
+  void send_answered(std::string_view sql, OutboundBatch& to_server) { inject_query(sql, to_server); }
+  // Whether `session` left state here that outlives its transactions (settings, LISTEN,
+  // SQL-prepared statements): statements that reset such state must then run here.
+  bool carries_state_of(SessionId session) const { return carried_owner_ == session && carried_.any(); }
+
   // The settings this connection carries, for the session's settings sync.
   const ParamMap& params() const { return params_; }
   uint64_t params_version() const { return params_version_; }

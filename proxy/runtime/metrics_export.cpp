@@ -20,6 +20,8 @@ std::string render_metrics(const RuntimeStats& stats, const TopologySnapshot& to
   const auto queries = m.counter("pgsidecar_queries_total", "Requests answered with ReadyForQuery.");
   const auto received = m.counter("pgsidecar_client_bytes_received_total", "Bytes from clients forwarded to servers.");
   const auto sent = m.counter("pgsidecar_client_bytes_sent_total", "Bytes from servers forwarded to clients.");
+  const auto server_writes = m.counter("pgsidecar_server_writes_total",
+                                       "Writes of client requests to servers (round trips to the database).");
   const auto opened = m.counter("pgsidecar_server_connections_opened_total", "Server connections logged in.");
   const auto closed = m.counter("pgsidecar_server_connections_closed_total", "Server connections closed, by reason.");
   const auto clients = m.gauge("pgsidecar_clients", "Clients by state: active (holding a server), idle, waiting.");
@@ -36,6 +38,7 @@ std::string render_metrics(const RuntimeStats& stats, const TopologySnapshot& to
     m.add(received, pool, p.bytes_received);
     m.add(sent, pool, p.bytes_sent);
     m.add(opened, pool, p.servers_opened);
+    m.add(server_writes, pool, p.server_writes);
     for (std::size_t i = 0; i < kServerCloseReasons; ++i) {
       const Label l[] = {{"database", name.first},
                          {"user", name.second},
@@ -60,12 +63,14 @@ std::string render_metrics(const RuntimeStats& stats, const TopologySnapshot& to
   const auto logins = m.counter("pgsidecar_client_logins_total", "Client logins, by database.");
   const auto replica_reads = m.counter("pgsidecar_replica_reads_total", "Transactions routed to a replica.");
   const auto replayed = m.counter("pgsidecar_reads_replayed_total", "Reads replayed after their server died.");
+  const auto local = m.counter("pgsidecar_local_answers_total", "Requests answered without a server.");
   const auto held = m.counter("pgsidecar_writes_held_total", "Writes held by write_wait, by how the wait ended.");
   for (const auto& [db, c] : stats.counters.databases) {
     const Label l[] = {{"database", db}};
     m.add(logins, l, c.logins);
     m.add(replica_reads, l, c.replica_reads);
     m.add(replayed, l, c.reads_replayed);
+    m.add(local, l, c.local_answers);
     const Label resumed[] = {{"database", db}, {"outcome", "resumed"}};
     const Label failed[] = {{"database", db}, {"outcome", "failed"}};
     m.add(held, resumed, c.writes_resumed);

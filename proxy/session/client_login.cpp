@@ -317,6 +317,7 @@ void ClientSession::finish_login(const ParamMap& server_params) {
   for (const auto& [k, v] : merged.entries())
     if (is_tracked_parameter(k)) params_.set(k, v);
   host_.resources().param_sets.share(params_);
+  startup_settings_ = params_.shared_entries();
   login_.reset();
   // What the handshake left in the TLS session's buffers (certificate, hellos) goes too.
   if (tls_ != nullptr) tls_->release_buffers(0);

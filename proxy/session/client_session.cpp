@@ -508,13 +508,21 @@ ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& 
   if (lease_ != Lease::Linked) {
     if (pending_error_) return answer_refused(h, in);
     if (lease_ != Lease::None) return Step::Wait;  // a server or a route is coming
-    if (refuse_unknown_statement(h, in)) return answer_refused(h, in);
+    switch (answer_locally(in)) {
+      case Local::Answered: return Step::Next;
+      case Local::Wait: return Step::Wait;
+      case Local::Refused: return answer_refused(h, in);
+      case Local::No: break;
+    }
+    // Inside a held transaction the server answers, so that the error aborts it.
+    if (deferred_.phase == DeferredBegin::Phase::None && refuse_unknown_statement(h, in)) return answer_refused(h, in);
     const Step step = acquire_for(h, in);
     if (step != Step::Next) return step;
     if (pending_error_) return Step::Next;  // refused at once: the error answers this request
     if (lease_ != Lease::Linked) return Step::Wait;
   }
   forward_dest_ = server_->stream();  // a batch goes to one server: it was linked before any byte
+  if (deferred_.phase == DeferredBegin::Phase::Held) send_deferred_begin();
   const std::span<const std::byte> body = in.subspan(5, std::min(h.body_size(), in.size() - 5));
   if (!note_for_server(h, body)) return Step::Stop;
   if (timing_.request_started == 0) {
@@ -537,6 +545,7 @@ ClientSession::Step ClientSession::answer_refused(const protocol::FrameHeader& h
   passthrough_ = 0;
   if (in.size() < h.total_size()) discard_ = h.total_size() - in.size();
   if (h.tag == tag(FrontendTag::Sync) || h.tag == tag(FrontendTag::Query)) {
+    deferred_begin_refused();
     const ProxyError e = std::move(*pending_error_);
     pending_error_.reset();
     exchange_.extended = false;
@@ -572,7 +581,9 @@ ClientSession::Step ClientSession::acquire_for(const protocol::FrameHeader& h, s
     if (local == LocalPrepare::NeedMore) return Step::Wait;
     if (closed() || phase_ == ClientPhase::Failing) return Step::Stop;
   }
-  route_and_acquire(transaction_intent(h.tag, in, h));
+  Intent intent = transaction_intent(h.tag, in, h);
+  if (deferred_.phase == DeferredBegin::Phase::Held) intent = deferred_intent(h.tag, in, h, intent);
+  route_and_acquire(intent);
   return phase_ == ClientPhase::Ready ? Step::Next : Step::Stop;
 }
 
@@ -688,7 +699,10 @@ bool ClientSession::handle_parse(std::span<const std::byte> body) {
 // PostgreSQL's grammar rejects takes the normal path.
 ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const std::byte> in,
                                                                const protocol::FrameHeader& h) {
-  if (session_mode_ || exchange_.tx_status != 'I' || pending_error_) return LocalPrepare::No;
+  // Also after a BEGIN held here: pgbench prepares each statement when it first runs it,
+  // inside the transaction, and must not wait for a server there either.
+  const bool no_transaction_yet = exchange_.tx_status == 'I' || deferred_.phase == DeferredBegin::Phase::Held;
+  if (session_mode_ || !no_transaction_yet || pending_error_) return LocalPrepare::No;
   protocol::FrameHeader next;
   const auto rest = in.subspan(h.total_size());
   const auto status = protocol::peek_header(rest, next, config_->limits.max_message_size);
@@ -706,8 +720,10 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
   if (!protocol::parse_parse(in.subspan(5, h.body_size()), parse) || parse.name.empty()) return LocalPrepare::No;
   if (statements_.find(parse.name) != nullptr) return LocalPrepare::No;  // the server reports 42P05
   if (statements_.bytes_with(parse.name, parse.query) > statements_.byte_limit()) {
-    // Refused before any parsing: the error answers this Parse and Sync, the client goes on.
+    // Refused before any parsing: the error answers this Parse and Sync, the client goes on
+    // (after a held BEGIN, in a failed transaction, as an error there leaves it).
     input_.consume(h.total_size() + next.total_size());
+    deferred_begin_refused();
     send_error(too_many_prepared_bytes(parse.name, parse.query), true);
     return LocalPrepare::Done;
   }
@@ -717,7 +733,7 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
   if (added == ClientStatements::AddResult::LimitReached) return LocalPrepare::No;  // handle_parse reports it
   std::vector<std::byte> out;
   protocol::append_parse_complete(out);
-  protocol::append_ready_for_query(out, 'I');
+  protocol::append_ready_for_query(out, exchange_.tx_status);
   send_own(std::move(out));
   input_.consume(h.total_size() + next.total_size());
   return LocalPrepare::Done;
@@ -759,6 +775,7 @@ bool ClientSession::flush_forward() {
   const auto result =
       forward_->flush(forward_dest_, this, &ClientSession::on_forward_written,
                       input_.borrowed() ? OutboundBatch::Input::Scratch : OutboundBatch::Input::Owned);
+  if (server_ != nullptr && result != OutboundBatch::Flush::Failed) ++server_->pool().metrics().server_writes;
   if (result == OutboundBatch::Flush::Sent) return true;
   if (result == OutboundBatch::Flush::Queued) return false;
   // The server connection is broken: handled like any lost server (replay or FATAL).
@@ -831,6 +848,7 @@ void ClientSession::unlink_server(bool reusable) {
   retry_ = RetryState{};  // the transaction is over
   server_ = nullptr;
   lease_ = Lease::None;
+  if (s->carries_state_of(id_)) server_state_left_ = true;
   s->detach();
   pool_->release(*s, reusable ? ReleaseKind::Reusable : ReleaseKind::Close);
   if (draining_) close_for_shutdown();

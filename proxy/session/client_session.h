@@ -31,6 +31,7 @@
 #include "proxy/pooling/server_lessee.h"
 #include "proxy/routing/router.h"
 #include "proxy/session/client_statements.h"
+#include "proxy/session/local_answers.h"
 #include "proxy/session/session_host.h"
 
 namespace pgsidecar::proxy {
@@ -211,6 +212,17 @@ class ClientSession final : public ServerLessee {
   // client_admin.cpp
   Pass process_admin_messages();
 
+  // client_local.cpp: requests answered without a server (docs/pooling.md, "Round trips saved")
+  enum class Local { No, Answered, Wait, Refused };
+  Local answer_locally(std::span<const std::byte> in);  // `in` starts with a request
+  bool answer_outside_transaction(sql::LocalStatement kind, bool ping, std::string_view sql, LocalReply& reply);
+  bool untracked_state_possible() const;  // state on a server that a local answer would miss
+  bool defaults_has(std::string_view name) const;  // a startup setting, by name
+  bool route_healthy();                   // a read would go to a server that is up now
+  Intent deferred_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h, Intent first);
+  void send_deferred_begin();
+  void deferred_begin_refused();
+
   SessionHost& host_;
   SessionId id_;
   int32_t virtual_pid_;
@@ -321,6 +333,20 @@ class ClientSession final : public ServerLessee {
     TextRoute route = TextRoute::Unknown;
     std::size_t query_size = 0;
   } head_parse_;
+  // A BEGIN answered here (the client sees status 'T') and sent to the server with the
+  // transaction's first statement.
+  struct DeferredBegin {
+    enum class Phase : uint8_t {
+      None,     // no BEGIN held
+      Held,     // answered; `sql` goes out ahead of the next request that needs a server
+      Aborted,  // no server could be had for the first statement: status 'E' until ROLLBACK
+    };
+    Phase phase = Phase::None;
+    std::string sql;
+    TextRoute route = TextRoute::Unknown;  // of the BEGIN's modes
+  } deferred_;
+  std::shared_ptr<const ParamList> startup_settings_;  // params_ at login, for RESET ALL
+  bool server_state_left_ = false;  // a server carries this client's untracked session state
   std::size_t own_bytes_ = 0;  // bytes of replies pgsidecar wrote itself, not yet written out
   std::chrono::steady_clock::time_point last_activity_;
 };

@@ -219,8 +219,19 @@ TEST_CASE("max_prepared_bytes_per_client refuses a Parse with 54000 and the clie
   CHECK_MESSAGE(s3.ok, s3.describe());
   if (s3.ok) CHECK(s3.value() == "3000");
 
+  SUBCASE("right after BEGIN (answered by pgsidecar) the Parse is refused with 54000, the transaction failed") {
+    REQUIRE(c.exec("BEGIN").ok);
+    const QueryResult refused_in_tx = c.prepare("s4", text);
+    CHECK(refused_in_tx.sqlstate == "54000");
+    CHECK(PQtransactionStatus(c.raw()) == PQTRANS_INERROR);
+    CHECK(c.exec("SELECT 1").sqlstate == "25P02");
+    REQUIRE(c.exec("ROLLBACK").ok);
+    CHECK(c.exec("SELECT 1").ok);
+  }
+
   SUBCASE("inside a transaction the Parse is refused with FATAL 54000") {
     REQUIRE(c.exec("BEGIN").ok);
+    REQUIRE(c.exec("SELECT 1").ok);  // the transaction holds a server
     const QueryResult fatal = c.prepare("s4", text);
     CHECK_MESSAGE(!fatal.ok, fatal.describe());
     CHECK(fatal.sqlstate == "54000");

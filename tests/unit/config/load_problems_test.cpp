@@ -651,3 +651,37 @@ TEST_CASE("the example configuration names every variable it needs") {
     CHECK(p.message.find("is not set") != std::string::npos);
   }
 }
+
+TEST_CASE("round-trip switches: booleans per pool, defaults defer_begin on and answer_pings off") {
+  const LoadResult r = load(R"toml([pool_defaults]
+defer_begin = 1
+[[users]]
+name = "app"
+password = "secret"
+[[databases]]
+name = "a"
+primary = "postgres://db/app"
+answer_pings = "yes"
+)toml");
+  expect_problems(r, {
+                         {"pool_defaults.defer_begin", 2, 15, "expected true or false, got an integer"},
+                         {"databases[0].answer_pings", 9, 16, "expected true or false, got a string"},
+                     });
+  const LoadResult ok = load(R"toml([[users]]
+name = "app"
+password = "secret"
+[[databases]]
+name = "a"
+primary = "postgres://db/app"
+answer_pings = true
+[[databases]]
+name = "b"
+primary = "postgres://db/app"
+defer_begin = false
+)toml");
+  REQUIRE(ok.config != nullptr);
+  CHECK(ok.config->databases[0].pool.defer_begin);
+  CHECK(ok.config->databases[0].pool.answer_pings);
+  CHECK(!ok.config->databases[1].pool.defer_begin);
+  CHECK(!ok.config->databases[1].pool.answer_pings);
+}

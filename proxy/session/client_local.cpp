@@ -1,0 +1,194 @@
+// ClientSession, part four: requests answered without a server, each a round trip to the
+// database the client no longer waits for (docs/pooling.md, "Round trips saved"). In
+// transaction mode, while the client holds no server:
+// - BEGIN / START TRANSACTION is answered at once and held; it goes to the server in the
+//   same write as the transaction's first statement, which it also helps route. A COMMIT
+//   or ROLLBACK straight after it never reaches a server.
+// - COMMIT/ROLLBACK outside a transaction, DISCARD ALL, RESET ALL, DEALLOCATE ALL,
+//   UNLISTEN *, CLOSE ALL: answered as PostgreSQL would, their effect made on the books.
+// - With answer_pings, the empty query and SELECT 1 while the route's server is up.
+#include <algorithm>
+#include <utility>
+
+#include "protocol/frontend.h"
+#include "protocol/tags.h"
+#include "proxy/pooling/server_conn.h"
+#include "proxy/session/client_session.h"
+#include "sql/classify_cache.h"
+
+namespace pgsidecar::proxy {
+
+using protocol::FrontendTag;
+using protocol::tag;
+using sql::LocalStatement;
+
+namespace {
+
+bool ends_transaction(LocalStatement s) { return s == LocalStatement::Commit || s == LocalStatement::Rollback; }
+
+}  // namespace
+
+ClientSession::Local ClientSession::answer_locally(std::span<const std::byte> in) {
+  using Phase = DeferredBegin::Phase;
+  if (session_mode_ || (deferred_.phase == Phase::None && exchange_.tx_status != 'I')) return Local::No;
+  const bool aborted = deferred_.phase == Phase::Aborted;
+  LocalRequest request;
+  switch (peek_local_request(in, statements_, request)) {
+    case PeekLocal::Found:
+      break;
+    case PeekLocal::NeedMore:
+      // Room for the whole request: a full buffer would stop reading short of it.
+      if (forward_empty() && input_.reserve_unread(kLocalRequestMaxBytes, kLocalRequestMaxBytes + 1))
+        return Local::Wait;
+      [[fallthrough]];
+    case PeekLocal::No:
+      if (!aborted) return Local::No;
+      pending_error_ = std::make_unique<ProxyError>(make_error(ProxyErrc::InFailedTransaction));
+      return Local::Refused;
+  }
+  const LocalStatement kind = may_be_local(request.sql) && request.sql.find('\0') == std::string_view::npos
+                                  ? host_.resources().classifier.classify(request.sql).local
+                                  : LocalStatement::None;
+  LocalReply reply;
+  switch (deferred_.phase) {
+    case Phase::None:
+      if (!answer_outside_transaction(kind, kind == LocalStatement::None && is_ping(request.sql), request.sql, reply))
+        return Local::No;
+      break;
+    case Phase::Held:
+      // BEGIN; COMMIT: nothing ran, nothing to send.
+      if (!ends_transaction(kind)) return Local::No;
+      reply.command_tag = local_command_tag(kind);
+      deferred_ = DeferredBegin{};
+      break;
+    case Phase::Aborted:
+      if (!ends_transaction(kind)) {
+        pending_error_ = std::make_unique<ProxyError>(make_error(ProxyErrc::InFailedTransaction));
+        return Local::Refused;
+      }
+      reply.command_tag = local_command_tag(LocalStatement::Rollback);  // COMMIT of a failed transaction too
+      deferred_ = DeferredBegin{};
+      break;
+  }
+  std::vector<std::byte> out;
+  append_local_reply(out, request, reply);
+  send_own(std::move(out));
+  input_.consume(request.bytes);
+  head_parse_ = {};
+  exchange_.tx_status = reply.status;
+  last_activity_ = host_.loop().now();
+  ++db_counters_->local_answers;
+  return Local::Answered;
+}
+
+// Status 'I', no server held: whether `kind` is answered here, and with what.
+bool ClientSession::answer_outside_transaction(LocalStatement kind, bool ping, std::string_view sql,
+                                               LocalReply& reply) {
+  const config::PoolSettings& pool = database_->pool;
+  reply.command_tag = local_command_tag(kind);
+  switch (kind) {
+    case LocalStatement::Begin:
+    case LocalStatement::StartTransaction:
+      if (!pool.defer_begin) return false;
+      deferred_ = DeferredBegin{DeferredBegin::Phase::Held, std::string(sql), text_route(sql)};
+      reply.status = 'T';
+      return true;
+    case LocalStatement::Commit:
+    case LocalStatement::Rollback:
+      // The WARNING is sent unless client_min_messages hides it: only the startup value is known here.
+      if (server_state_left_ || defaults_has("client_min_messages")) return false;
+      reply.no_transaction_warning = true;
+      return true;
+    case LocalStatement::DiscardAll:
+    case LocalStatement::ResetAll:
+      // Settings the client changed are reported back as they return to their startup
+      // values: left to a server, which sends those ParameterStatus messages.
+      if (untracked_state_possible() || startup_settings_ == nullptr || params_.entries() != *startup_settings_)
+        return false;
+      if (kind == LocalStatement::DiscardAll) statements_.clear();
+      return true;
+    case LocalStatement::DeallocateAll:
+      if (untracked_state_possible()) return false;
+      statements_.clear();
+      return true;
+    case LocalStatement::UnlistenAll:
+    case LocalStatement::CloseAll:
+      return !untracked_state_possible();
+    case LocalStatement::Empty:
+      if (!pool.answer_pings || !route_healthy()) return false;
+      reply.command_tag = {};
+      return true;
+    case LocalStatement::None:
+      if (!ping || !pool.answer_pings || !route_healthy()) return false;
+      reply.ping_row = true;
+      return true;
+  }
+  return false;
+}
+
+// Session state the books do not follow (a SET of an unreported setting, LISTEN, an SQL
+// PREPARE) may sit on a server this client used: a statement that resets it must run there.
+bool ClientSession::untracked_state_possible() const { return server_state_left_; }
+
+bool ClientSession::defaults_has(std::string_view name) const {
+  for (const auto& [k, v] : defaults_)
+    if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
+          return (a | 0x20) == (b | 0x20);
+        }))
+      return true;
+  return false;
+}
+
+// A ping is answered while a read would be routed to a server the health monitor sees up;
+// otherwise it takes the normal path and gets the route's wait or error.
+bool ClientSession::route_healthy() {
+  const DatabaseTopology* topology = host_.topology().find(database_->name);
+  if (topology == nullptr || topology->servers.empty()) return false;
+  const Route r = route_transaction(Intent::Read, *database_, *topology, -1, rotation_);
+  return r.kind == Route::Kind::Server &&
+         topology->servers[static_cast<std::size_t>(r.server)].health == ServerHealth::Up;
+}
+
+// The route of a transaction whose BEGIN was held: its modes decide (READ ONLY reads,
+// READ WRITE or SERIALIZABLE writes); after a plain BEGIN, the first statement may make
+// it read-only (SET TRANSACTION READ ONLY), and otherwise it may write.
+Intent ClientSession::deferred_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h,
+                                      Intent first) {
+  if (database_->replicas.empty()) return first;
+  if (deferred_.route == TextRoute::Read) return Intent::Read;
+  if (deferred_.route == TextRoute::Write) return Intent::Write;
+  const std::string* default_ro = params_.find("default_transaction_read_only");
+  if (default_ro != nullptr && *default_ro == "on") return Intent::Read;
+  std::string_view sql;
+  if (in.size() >= h.total_size()) {
+    const auto body = in.subspan(5, h.body_size());
+    protocol::ParseMessage parse;
+    if (t == tag(FrontendTag::Query)) protocol::parse_query(body, sql);
+    if (t == tag(FrontendTag::Parse) && protocol::parse_parse(body, parse)) sql = parse.query;
+  }
+  if (!sql.empty()) {
+    const sql::Classification& c = host_.resources().classifier.classify(sql);
+    if (c.sets_transaction_read_only && c.kind == sql::StatementKind::Read) return Intent::Read;
+  }
+  return Intent::Write;
+}
+
+// The held BEGIN goes first in the batch of the transaction's first statement: one write,
+// one round trip. Its replies (CommandComplete, ReadyForQuery 'T') were given already.
+void ClientSession::send_deferred_begin() {
+  server_->send_answered(deferred_.sql, forward());
+  deferred_ = DeferredBegin{};
+  // A replay elsewhere would lack the BEGIN, which the client believes ran.
+  retry_.capturing = false;
+  retry_.bytes.clear();
+}
+
+// The first statement after a held BEGIN could not get a server: the transaction failed
+// before anything ran, as if its first statement had failed (status 'E' until it ends).
+void ClientSession::deferred_begin_refused() {
+  if (deferred_.phase != DeferredBegin::Phase::Held) return;
+  deferred_.phase = DeferredBegin::Phase::Aborted;
+  exchange_.tx_status = 'E';
+}
+
+}  // namespace pgsidecar::proxy
