@@ -204,7 +204,7 @@ bool run_admin_command(AdminContext& ctx, std::string_view sql, std::vector<std:
     protocol::append_command_complete(out, w[0]);
     return true;
   }
-  if (w[0] == "SWITCHOVER" && w.size() == 4 && w[2] == "TO") {
+  if (w[0] == "SWITCHOVER" && (w.size() == 4 || (w.size() == 5 && w[4] == "FORCE")) && w[2] == "TO") {
     const std::string db = original_word(sql, 1);
     config::ServerAddress address;
     std::string problem;
@@ -218,7 +218,8 @@ bool run_admin_command(AdminContext& ctx, std::string_view sql, std::vector<std:
       return true;
     }
     io::Loop* home = &ctx.loop;
-    ctx.runtime.switchover(db, address, switchover_drain_bound(*entry), [home, later](bool ok, std::string message) {
+    const bool force = w.size() == 5;
+    ctx.runtime.switchover(db, address, switchover_drain_bound(*entry), force, [home, later](bool ok, std::string message) {
       std::vector<std::byte> reply;
       if (ok) {
         protocol::append_notice_response(reply, success_notice(message));

@@ -283,6 +283,19 @@ bool HealthMonitor::pause(const std::string& database, bool paused) {
   return true;
 }
 
+ProbeResult HealthMonitor::check_server(const std::string& database, const config::ServerAddress& address) const {
+  std::string user, password;
+  std::chrono::milliseconds timeout;
+  {
+    std::lock_guard lock(mu_);
+    probe_login(*config_, address, user, password);
+    timeout = config_->health.timeout;
+  }
+  Prober prober(address, user, password, address.dbname.empty() ? database : address.dbname,
+                "pgsidecar-switchover-check");
+  return prober.probe(timeout);
+}
+
 bool HealthMonitor::repoint(const std::string& database, const config::ServerAddress& address) {
   std::lock_guard lock(mu_);
   auto it = dbs_.find(database);
