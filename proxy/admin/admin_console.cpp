@@ -90,11 +90,14 @@ void show_health(AdminContext& ctx, std::vector<std::byte>& out) {
                          std::to_string(static_cast<long long>(s.lag_seconds * 1000)), format_time(s.last_probe),
                          std::string(s.last_probe_ok ? "ok" : (s.last_probe.time_since_epoch().count() ? "failed" : "")),
                          s.last_error.empty() ? std::nullopt : std::optional<std::string>(s.last_error),
-                         std::to_string(open[name + "\n" + s.key]), std::string(db.paused ? "yes" : "no")});
+                         std::to_string(open[name + "\n" + s.key]), std::string(db.paused ? "yes" : "no"),
+                         s.timeline > 0 ? std::optional<std::string>(std::to_string(s.timeline)) : std::nullopt,
+                         s.refused_reason.empty() ? std::nullopt : std::optional<std::string>(s.refused_reason)});
     }
   }
   append_table(out, {"database", "server", "role", "health", "serving_writes", "refused", "lag_ms", "last_probe",
-                     "last_probe_result", "last_error", "server_connections", "paused"},
+                     "last_probe_result", "last_error", "server_connections", "paused", "timeline",
+                     "refused_reason"},
                rows);
 }
 
