@@ -222,7 +222,8 @@ bool run_admin_command(AdminContext& ctx, std::string_view sql, std::vector<std:
     }
     io::Loop* home = &ctx.loop;
     const bool force = w.size() == 5;
-    ctx.runtime.switchover(db, address, switchover_drain_bound(*entry), force, [home, later](bool ok, std::string message) {
+    const auto bound = switchover_drain_bound(*entry);
+    ctx.runtime.switchover(db, address, bound, force, [home, later](bool ok, std::string message) {
       std::vector<std::byte> reply;
       if (ok) {
         protocol::append_notice_response(reply, success_notice(message));

@@ -18,8 +18,8 @@ int choose_primary(const std::vector<ServerStatus>& servers, int current) {
 
 int refuse_other_primaries(std::vector<ServerStatus>& servers, int primary) {
   int refused = 0;
-  const ServerStatus* serving =
-      primary >= 0 && primary < static_cast<int>(servers.size()) ? &servers[static_cast<std::size_t>(primary)] : nullptr;
+  const bool known = primary >= 0 && primary < static_cast<int>(servers.size());
+  const ServerStatus* serving = known ? &servers[static_cast<std::size_t>(primary)] : nullptr;
   for (int i = 0; i < static_cast<int>(servers.size()); ++i) {
     ServerStatus& s = servers[static_cast<std::size_t>(i)];
     if (i == primary || !claims_primary(s)) continue;

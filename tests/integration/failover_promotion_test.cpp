@@ -107,11 +107,16 @@ TEST_CASE("after the replica is promoted writes go to it, and the old primary co
   {
     ProxyProcess second;
     start_failover_proxy(second, cluster, config);
-    Health fresh;
-    CHECK_MESSAGE(wait_health(second, "app", cluster.replica_port(), {{"serving_writes", "yes"}, {"refused", "no"}},
-                              5s, fresh),
-                  fresh.describe());
-    CHECK_MESSAGE(health_matches(fresh, "app", cluster.primary_port(), {{"refused", "yes"}, {"serving_writes", "no"}}),
+    Health fresh;  // once both servers have been probed
+    CHECK_MESSAGE(eventually(
+                      [&] {
+                        fresh = show_health(second);
+                        return health_matches(fresh, "app", cluster.replica_port(),
+                                              {{"serving_writes", "yes"}, {"refused", "no"}}) &&
+                               health_matches(fresh, "app", cluster.primary_port(),
+                                              {{"health", "up"}, {"refused", "yes"}, {"serving_writes", "no"}});
+                      },
+                      5s, 100ms),
                   fresh.describe());
     Connection via_second = connect_ok(app_conninfo(second, cluster));
     const QueryResult w = write_marker(via_second, run + "-second-sidecar");

@@ -346,7 +346,7 @@ TEST_CASE("PAUSE holds new transactions up to query_wait_timeout, lets running o
   CHECK(proxy.running());
 }
 
-TEST_CASE("fencing: after SWITCHOVER a session-mode client on the old primary is closed at its boundary, no write reaches it") {
+TEST_CASE("fencing: after SWITCHOVER session clients on the old primary are closed at their boundary") {
   Cluster& cluster = Cluster::shared();
   const StopGreenOnExit stop_green(cluster);
   prepare_both(cluster);
