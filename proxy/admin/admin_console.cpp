@@ -90,11 +90,14 @@ void show_health(AdminContext& ctx, std::vector<std::byte>& out) {
                          std::to_string(static_cast<long long>(s.lag_seconds * 1000)), format_time(s.last_probe),
                          std::string(s.last_probe_ok ? "ok" : (s.last_probe.time_since_epoch().count() ? "failed" : "")),
                          s.last_error.empty() ? std::nullopt : std::optional<std::string>(s.last_error),
-                         std::to_string(open[name + "\n" + s.key]), std::string(db.paused ? "yes" : "no")});
+                         std::to_string(open[name + "\n" + s.key]), std::string(db.paused ? "yes" : "no"),
+                         s.timeline > 0 ? std::optional<std::string>(std::to_string(s.timeline)) : std::nullopt,
+                         s.refused_reason.empty() ? std::nullopt : std::optional<std::string>(s.refused_reason)});
     }
   }
   append_table(out, {"database", "server", "role", "health", "serving_writes", "refused", "lag_ms", "last_probe",
-                     "last_probe_result", "last_error", "server_connections", "paused"},
+                     "last_probe_result", "last_error", "server_connections", "paused", "timeline",
+                     "refused_reason"},
                rows);
 }
 
@@ -204,7 +207,7 @@ bool run_admin_command(AdminContext& ctx, std::string_view sql, std::vector<std:
     protocol::append_command_complete(out, w[0]);
     return true;
   }
-  if (w[0] == "SWITCHOVER" && w.size() == 4 && w[2] == "TO") {
+  if (w[0] == "SWITCHOVER" && (w.size() == 4 || (w.size() == 5 && w[4] == "FORCE")) && w[2] == "TO") {
     const std::string db = original_word(sql, 1);
     config::ServerAddress address;
     std::string problem;
@@ -218,7 +221,9 @@ bool run_admin_command(AdminContext& ctx, std::string_view sql, std::vector<std:
       return true;
     }
     io::Loop* home = &ctx.loop;
-    ctx.runtime.switchover(db, address, switchover_drain_bound(*entry), [home, later](bool ok, std::string message) {
+    const bool force = w.size() == 5;
+    const auto bound = switchover_drain_bound(*entry);
+    ctx.runtime.switchover(db, address, bound, force, [home, later](bool ok, std::string message) {
       std::vector<std::byte> reply;
       if (ok) {
         protocol::append_notice_response(reply, success_notice(message));

@@ -47,10 +47,12 @@ class RuntimeServices {
   virtual std::atomic<int>& client_count() = 0;
   // PAUSE / RESUME of a database's new transactions; false for an unknown database.
   virtual bool pause(const std::string& database, bool paused) = 0;
-  // SWITCHOVER: pause `database`'s new transactions, let in-flight ones finish within
-  // `drain_bound`, repoint it to `address`, resume. `done` runs on some other thread.
+  // SWITCHOVER: unless `force`, first check that `address` answers and is a primary (not
+  // in recovery), else done(false, why) and nothing changes; then pause `database`'s new
+  // transactions, let in-flight ones finish within `drain_bound`, repoint it to `address`,
+  // resume. `done` runs on some other thread.
   virtual void switchover(const std::string& database, const config::ServerAddress& address,
-                          std::chrono::milliseconds drain_bound,
+                          std::chrono::milliseconds drain_bound, bool force,
                           std::function<void(bool ok, std::string message)> done) = 0;
 };
 

@@ -196,6 +196,7 @@ void HealthMonitor::record(Probed* p, const ProbeResult& r) {
     ++s.consecutive_successes;
     s.role = r.in_recovery ? ServerRole::Replica : ServerRole::Primary;
     s.lag_seconds = r.lag_seconds;
+    s.timeline = r.timeline;
     s.last_error.clear();
     if (s.health != ServerHealth::Up && s.consecutive_successes >= h.successes_before_up) s.health = ServerHealth::Up;
   } else {
@@ -244,11 +245,12 @@ void HealthMonitor::rebuild_locked() {
       const Probed& p = *probed_.at(key);
       ServerStatus s = p.status;
       s.refused = false;
+      s.refused_reason.clear();
       if (auto f = p.fleet.find(name); f != p.fleet.end() && f->second.counts >= 2) s.fleet = f->second.count;
       t.servers.push_back(std::move(s));
     }
-    // Roles come from the servers: keep the primary already serving while it says so;
-    // else take the configured one, else a promoted replica. Never two primaries.
+    // Roles come from the servers: of those claiming to be primary, the newest timeline,
+    // then the configured order. Never two primaries.
     const int chosen = choose_primary(t.servers, st.primary);
     if (chosen != st.primary) {
       log_warn("primary_changed")
@@ -265,7 +267,7 @@ void HealthMonitor::rebuild_locked() {
             .kv("database", name)
             .kv("serving", st.keys[static_cast<std::size_t>(t.primary)])
             .kv("refused", other.key)
-            .kv("detail", "both report they are not in recovery; writes stay on the serving one");
+            .kv("detail", other.refused_reason);
       }
     }
     snap->databases.emplace(name, std::move(t));
@@ -281,6 +283,19 @@ bool HealthMonitor::pause(const std::string& database, bool paused) {
   it->second.paused = paused;
   rebuild_locked();
   return true;
+}
+
+ProbeResult HealthMonitor::check_server(const std::string& database, const config::ServerAddress& address) const {
+  std::string user, password;
+  std::chrono::milliseconds timeout;
+  {
+    std::lock_guard lock(mu_);
+    probe_login(*config_, address, user, password);
+    timeout = config_->health.timeout;
+  }
+  Prober prober(address, user, password, address.dbname.empty() ? database : address.dbname,
+                "pgsidecar-switchover-check");
+  return prober.probe(timeout);
 }
 
 bool HealthMonitor::repoint(const std::string& database, const config::ServerAddress& address) {

@@ -58,6 +58,10 @@ class HealthMonitor {
   // new logins to them are refused by the configuration itself.
   void reload(std::shared_ptr<const config::Config> config);
   bool repoint(const std::string& database, const config::ServerAddress& address);
+  // One probe of `address` on a connection of its own, as `database`'s probes log in:
+  // whether it answers and is in recovery (SWITCHOVER's check). Any thread; takes up to
+  // [health] timeout.
+  ProbeResult check_server(const std::string& database, const config::ServerAddress& address) const;
 
  private:
   // A fleet entry's presence on a server whose health prober carries another entry's

@@ -15,7 +15,10 @@ namespace {
 constexpr const char* kProbeSql =
     "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() AND "
     "pg_last_wal_receive_lsn() IS DISTINCT FROM pg_last_wal_replay_lsn() THEN "
-    "COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END";
+    "COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0) ELSE 0 END, "
+    // A primary's timeline: the first 8 hex digits of the WAL file it writes to now.
+    "CASE WHEN pg_is_in_recovery() THEN 0 "
+    "ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END";
 
 // The sidecars whose probe connection is in this database, and how many of their
 // identities sort before ours (byte order, the same on every sidecar): one name per
@@ -192,6 +195,7 @@ ProbeResult Prober::run(std::chrono::milliseconds timeout, bool health, bool cou
     }
     r.in_recovery = row[0] == "t";
     r.lag_seconds = std::atof(row[1].c_str());
+    r.timeline = row.size() > 2 ? std::atoi(row[2].c_str()) : 0;
   }
   if (count_fleet && !fleet_prefix_.empty()) {
     if (query_row(kFleetSql, {fleet_prefix_.c_str(), identity_.c_str()}, deadline, row, r.fleet_error)) {

@@ -39,6 +39,7 @@ struct ProbeResult {
   bool ok = false;
   bool in_recovery = false;
   double lag_seconds = 0;
+  int timeline = 0;  // a primary's current timeline; 0 for a replica
   std::string error;
   // Asked for and answered: the sidecars with a probe connection on this server.
   std::optional<FleetCount> fleet;

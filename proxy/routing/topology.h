@@ -35,7 +35,9 @@ struct ServerStatus {
   ServerRole role = ServerRole::Unknown;  // as the server itself reports (pg_is_in_recovery)
   ServerHealth health = ServerHealth::Unknown;
   double lag_seconds = 0;      // replay lag of a replica
+  int timeline = 0;            // a primary's current timeline (0: a replica, or not known)
   bool refused = false;        // a second server claiming to be primary: never used
+  std::string refused_reason;  // why it was refused rather than the serving one
   std::string last_error;      // of the last failed probe
   std::chrono::system_clock::time_point last_probe{};
   bool last_probe_ok = false;

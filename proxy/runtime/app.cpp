@@ -311,7 +311,7 @@ void App::reload_now() {
   for (const auto& db : loaded.config->databases) {
     const config::Database* old = config_->find_database(db.name);
     if (old == nullptr || server_key(old->primary) == server_key(db.primary)) continue;
-    switchover(db.name, db.primary, switchover_drain_bound(db), [name = db.name](bool ok, std::string message) {
+    switchover(db.name, db.primary, switchover_drain_bound(db), true, [name = db.name](bool ok, std::string message) {
       (ok ? log_info("reload_switchover") : log_error("reload_switchover")).kv("database", name).kv("result", message);
     });
   }
@@ -349,14 +349,27 @@ int App::in_flight_on(const std::string& database, const std::string& server_key
 }
 
 void App::switchover(const std::string& database, const config::ServerAddress& address,
-                     std::chrono::milliseconds drain_bound, std::function<void(bool, std::string)> done) {
+                     std::chrono::milliseconds drain_bound, bool force, std::function<void(bool, std::string)> done) {
   std::lock_guard lock(switchover_mu_);
-  switchovers_.emplace_back([this, database, address, drain_bound, done = std::move(done)] {
+  switchovers_.emplace_back([this, database, address, drain_bound, force, done = std::move(done)] {
     const auto snap = monitor_->snapshot();
     const DatabaseTopology* t = snap->find(database);
     if (t == nullptr) {
       done(false, "database \"" + database + "\" is not configured");
       return;
+    }
+    // The target must answer and be a primary: switching to a server that is down or a
+    // replica would only turn every write into an error.
+    if (!force) {
+      const ProbeResult r = monitor_->check_server(database, address);
+      const std::string target = server_key(address);
+      if (!r.ok || r.in_recovery) {
+        const std::string why = !r.ok ? "the new primary " + target + " does not answer: " + r.error
+                                      : "the new primary " + target + " is in recovery (a replica): promote it first";
+        log_error("switchover_refused").kv("database", database).kv("to", target).kv("reason", why);
+        done(false, why + "; SWITCHOVER " + database + " TO '<url>' FORCE switches without this check");
+        return;
+      }
     }
     const std::string old_key = t->primary >= 0 ? t->servers[static_cast<std::size_t>(t->primary)].key : std::string();
     log_warn("switchover_started").kv("database", database).kv("from", old_key).kv("to", server_key(address));

@@ -54,7 +54,8 @@ class App final : public RuntimeServices, public AdminServices {
   std::atomic<int>& client_count() override { return client_count_; }
   bool pause(const std::string& database, bool paused) override;
   void switchover(const std::string& database, const config::ServerAddress& address,
-                  std::chrono::milliseconds drain_bound, std::function<void(bool ok, std::string message)> done) override;
+                  std::chrono::milliseconds drain_bound, bool force,
+                  std::function<void(bool ok, std::string message)> done) override;
 
   // AdminServices: safe from any thread.
   void gather(bool rows, std::function<void(RuntimeStats)> done) override;

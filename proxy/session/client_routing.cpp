@@ -105,7 +105,14 @@ void ClientSession::route_and_acquire(Intent intent) {
     // pause) any pool's last ones will do. Otherwise it waits like a write. With
     // on_primary_down = "fail" it fails like any request.
     if ((!session_mode_ || r.kind == Route::Kind::Paused) && finish_login_from_cache(*topology)) return;
-    if (r.kind == Route::Kind::Fail) r.kind = Route::Kind::WaitForPrimary;
+    if (r.kind == Route::Kind::Paused) {
+      // Nothing cached: a pause holds transactions, not logins, so one server login
+      // fetches the parameters (no query runs there).
+      DatabaseTopology unpaused = *topology;
+      unpaused.paused = false;
+      r = route_transaction(intent, *database_, unpaused, retry_.avoid, rotation_++);
+    }
+    if (r.kind == Route::Kind::Fail && replica_reads) r.kind = Route::Kind::WaitForPrimary;
   }
   switch (r.kind) {
     case Route::Kind::Server: {

@@ -50,6 +50,7 @@ struct FailoverConfig {
   std::string health_interval = "200ms";
   std::string health_timeout = "1s";
   int failures_before_down = 2;
+  std::string suspect_after;           // [health] suspect_after; empty: the default
   std::vector<FailoverDatabase> databases;
 };
 
@@ -74,7 +75,9 @@ inline std::string failover_config_text(const Cluster& cluster, const FailoverCo
   t << "[pool_defaults]\nmode = \"transaction\"\nsize = " << c.size
     << "\nquery_wait_timeout = " << toml_string(c.query_wait_timeout) << "\n\n";
   t << "[health]\ninterval = " << toml_string(c.health_interval) << "\ntimeout = " << toml_string(c.health_timeout)
-    << "\nfailures_before_down = " << c.failures_before_down << "\n\n";
+    << "\nfailures_before_down = " << c.failures_before_down << "\n";
+  if (!c.suspect_after.empty()) t << "suspect_after = " << toml_string(c.suspect_after) << "\n";
+  t << "\n";
   for (const FailoverDatabase& db : c.databases) {
     t << "[[databases]]\nname = " << toml_string(db.name) << "\nprimary = "
       << toml_string(db.primary.empty() ? cluster.primary_url() : db.primary) << "\n";

@@ -3,8 +3,9 @@
 // Promotion: the primary dies and the replica is promoted. pgsidecar learns roles from
 // the servers themselves, so writes move to the promoted replica within a few seconds
 // without a config change, and SHOW HEALTH says so. When the old primary comes back it
-// also claims to be primary (split brain): pgsidecar refuses it and keeps writing to
-// the promoted one.
+// also claims to be primary (split brain), on the old timeline: pgsidecar refuses it and
+// keeps writing to the promoted one (the newest timeline wins), SHOW HEALTH says why, and a
+// sidecar started only then chooses the same.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -96,6 +97,32 @@ TEST_CASE("after the replica is promoted writes go to it, and the old primary co
                 health.describe());
   CHECK_MESSAGE(health_matches(health, "app", cluster.replica_port(), {{"serving_writes", "yes"}, {"refused", "no"}}),
                 health.describe());
+  if (const HealthRow* refused = health.server("app", cluster.primary_port())) {
+    CHECK_MESSAGE(refused->at("refused_reason").find("newer timeline") != std::string::npos, health.describe());
+    CHECK(refused->at("timeline") == "1");
+  }
+
+  // The choice does not depend on history: a sidecar started now, which never saw the old
+  // primary go down and does not prefer its configured primary, chooses the same server.
+  {
+    ProxyProcess second;
+    start_failover_proxy(second, cluster, config);
+    Health fresh;  // once both servers have been probed
+    CHECK_MESSAGE(eventually(
+                      [&] {
+                        fresh = show_health(second);
+                        return health_matches(fresh, "app", cluster.replica_port(),
+                                              {{"serving_writes", "yes"}, {"refused", "no"}}) &&
+                               health_matches(fresh, "app", cluster.primary_port(),
+                                              {{"health", "up"}, {"refused", "yes"}, {"serving_writes", "no"}});
+                      },
+                      5s, 100ms),
+                  fresh.describe());
+    Connection via_second = connect_ok(app_conninfo(second, cluster));
+    const QueryResult w = write_marker(via_second, run + "-second-sidecar");
+    REQUIRE_MESSAGE(w.ok, w.describe());
+    CHECK(w.value() == replica_port);
+  }
 
   // Writes (new connections and the old one) keep going to the promoted server, and
   // reads (reads = "primary") follow them.

@@ -2,10 +2,15 @@
 //
 // Blue/green switchover under load: pgbench (20 clients, TPC-B-like, simple protocol)
 // runs through pgsidecar while the database entry is switched from the cluster's
-// primary to "green", an independent server with its own copy of the pgbench tables.
-// Clients must see a pause, not an error: zero failed transactions. Afterwards writes
-// land on green. The same holds when the switch comes from a config reload (SIGHUP with
-// a new primary URL) instead of the admin console's SWITCHOVER.
+// primary to "green", an independent server with its own copy of the pgbench tables, in
+// transaction mode and in session mode (pgbench -C). Clients must see a pause, not an
+// error: zero failed transactions, and not one row reaches the old primary once SWITCHOVER
+// has answered (pgbench_history counted there). Afterwards writes land on green. Fencing:
+// session-mode clients still on the old primary are closed (57P01) at their next
+// transaction boundary and write nothing anywhere. A switch that comes from a config
+// reload (SIGHUP with a new primary URL) fails no transaction either.
+//
+// Cost: about 10 s per pgbench run (three), 2 s for fencing, 3 s for PAUSE.
 #include <doctest/doctest.h>
 
 #include <csignal>
@@ -76,11 +81,14 @@ long long match_number(const std::string& text, const std::string& pattern) {
   return -1;
 }
 
-// pgbench -c 20 -T seconds -M simple (TPC-B-like) through the proxy, in the background.
-std::future<PgbenchOutcome> start_pgbench(const Cluster& cluster, const ProxyProcess& proxy, int seconds) {
+// pgbench -c 20 -T seconds -M simple (TPC-B-like) through the proxy, in the background;
+// with `connect_each`, a new connection per transaction (-C).
+std::future<PgbenchOutcome> start_pgbench(const Cluster& cluster, const ProxyProcess& proxy, int seconds,
+                                          bool connect_each = false) {
   std::vector<std::string> argv = {cluster.pg_bin() + "/pgbench", "-h", "127.0.0.1", "-p",
                                    std::to_string(proxy.port()), "-U", cluster.app_user(),
                                    "-c", "20", "-j", "2", "-T", std::to_string(seconds), "-M", "simple", "-n", "app"};
+  if (connect_each) argv.insert(argv.end() - 1, "-C");
   const std::string password = cluster.app_password();
   return std::async(std::launch::async, [argv, password, seconds] {
     PgbenchOutcome o;
@@ -191,7 +199,12 @@ void check_moved_to_green(const ProxyProcess& proxy, const Cluster& cluster, int
 
 }  // namespace
 
+// In session mode pgbench connects for each transaction (-C): a session that stays on
+// the old primary is closed at its next boundary (the fencing test below), which pgbench
+// would count as an aborted client.
 TEST_CASE("SWITCHOVER to another server under pgbench load fails no transaction, and writes then go there") {
+  const std::string mode = each_pool_mode();
+  CAPTURE(mode);
   Cluster& cluster = Cluster::shared();
   const StopGreenOnExit stop_green(cluster);
   prepare_both(cluster);
@@ -199,10 +212,12 @@ TEST_CASE("SWITCHOVER to another server under pgbench load fails no transaction,
   const int green = cluster.green_port();
 
   ProxyProcess proxy;
-  start_failover_proxy(proxy, cluster, bench_config(cluster));
+  FailoverConfig config = bench_config(cluster);
+  config.databases[0].extra = "mode = \"" + mode + "\"\n";
+  start_failover_proxy(proxy, cluster, config);
   check_write_lands_on(proxy, cluster, blue, "before-");
 
-  auto bench = start_pgbench(cluster, proxy, 8);
+  auto bench = start_pgbench(cluster, proxy, 8, mode == "session");
   std::this_thread::sleep_for(3s);
   Connection admin = connect_ok(admin_conninfo(proxy));
   const auto started = Clock::now();
@@ -213,10 +228,13 @@ TEST_CASE("SWITCHOVER to another server under pgbench load fails no transaction,
   CHECK_MESSAGE(switched.ok, switched.describe());
   CHECK(switched.command_tag == "SWITCHOVER");
   CHECK(switch_ms < 5000);  // a pause, bounded by the transactions in flight
+  // Fencing: once SWITCHOVER has answered, not one more row reaches the old primary.
+  const long long blue_at_switch = history_rows(cluster, blue);
 
   const PgbenchOutcome outcome = bench.get();
   check_clean_run(outcome);
   MESSAGE("pgbench processed ", outcome.processed, " transactions");
+  CHECK(history_rows(cluster, blue) == blue_at_switch);
 
   check_moved_to_green(proxy, cluster, blue, green, outcome, "after-switchover-");
 
@@ -282,7 +300,7 @@ TEST_CASE("PAUSE holds new transactions up to query_wait_timeout, lets running o
   Connection running = connect_ok(app_conninfo(proxy, cluster));
   REQUIRE(running.exec("BEGIN").ok);
   REQUIRE(running.exec("SELECT 1").ok);
-  // Logged in before the pause: a login needs a server too, so it would wait as well.
+  // Logged in before the pause (logins during one: failover_admin_test.cpp).
   Connection refused = connect_ok(app_conninfo(proxy, cluster));
   Connection fresh = connect_ok(app_conninfo(proxy, cluster));
 
@@ -326,4 +344,51 @@ TEST_CASE("PAUSE holds new transactions up to query_wait_timeout, lets running o
   // PAUSE of an unknown database is an error.
   CHECK_FALSE(admin.exec("PAUSE nosuchdb", 5s).ok);
   CHECK(proxy.running());
+}
+
+TEST_CASE("fencing: after SWITCHOVER session clients on the old primary are closed at their boundary") {
+  Cluster& cluster = Cluster::shared();
+  const StopGreenOnExit stop_green(cluster);
+  prepare_both(cluster);
+  const int blue = cluster.primary_port();
+  const int green = cluster.green_port();
+
+  ProxyProcess proxy;
+  FailoverConfig config = bench_config(cluster);
+  config.query_wait_timeout = "1s";  // the drain bound: session clients hold their server
+  config.databases[0].extra = "mode = \"session\"\n";
+  start_failover_proxy(proxy, cluster, config);
+
+  // An idle session on blue, and one inside a transaction there.
+  Connection idle = connect_ok(app_conninfo(proxy, cluster));
+  REQUIRE(idle.exec("SELECT 1").ok);
+  Connection in_tx = connect_ok(app_conninfo(proxy, cluster));
+  REQUIRE(in_tx.exec("BEGIN").ok);
+  const std::string inside = "fence-inside-" + random_suffix();
+  const QueryResult first =
+      in_tx.exec("INSERT INTO switchover_marker (token) VALUES ('" + inside + "') RETURNING inet_server_port()");
+  REQUIRE_MESSAGE(first.ok, first.describe());
+  CHECK(first.value() == std::to_string(blue));
+
+  Connection admin = connect_ok(admin_conninfo(proxy));
+  const QueryResult switched = admin.exec("SWITCHOVER app TO '" + url_of(cluster, green) + "'", 20s);
+  REQUIRE_MESSAGE(switched.ok, switched.describe());
+
+  // The open transaction finishes where it began.
+  const QueryResult committed = in_tx.exec("COMMIT", 5s);
+  CHECK_MESSAGE(committed.ok, committed.describe());
+  CHECK(marker_count(cluster, blue, inside) == "1");
+
+  // Then neither session writes anywhere: each is closed with 57P01 naming the switchover.
+  for (Connection* c : {&idle, &in_tx}) {
+    const std::string token = "fence-after-" + random_suffix();
+    const QueryResult w = c->exec("INSERT INTO switchover_marker (token) VALUES ('" + token + "')", 5s);
+    CHECK_FALSE(w.ok);
+    CHECK_MESSAGE((w.sqlstate == "57P01" || w.sqlstate == std::string(kConnectionLostSqlState)), w.describe());
+    if (w.sqlstate == "57P01") CHECK_MESSAGE(w.message.find("switched over") != std::string::npos, w.describe());
+    CHECK(marker_count(cluster, blue, token) == "0");
+    CHECK(marker_count(cluster, green, token) == "0");
+  }
+  // A new session writes on green.
+  check_write_lands_on(proxy, cluster, green, "fence-new-");
 }

@@ -110,7 +110,9 @@ TEST_CASE("a server asking for more SCRAM iterations than max_scram_iterations i
   ScramRole role(cluster, 200'000);  // the default limit is 100000
   ProxyProcess proxy;
   ProxyConfig config = pool_config("transaction", 2);
-  config.extra = role.user_entry();
+  // Still in the [[databases]] entry: a refused server login is reported at once, not
+  // after waiting write_wait for the primary.
+  config.extra = "write_wait = \"0s\"\n" + role.user_entry();
   start_proxy(proxy, cluster, config);
 
   const Connection refused = Connection::open(proxy.conninfo(role.name(), ScramRole::password(), "app"));

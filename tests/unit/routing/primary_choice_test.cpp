@@ -1,6 +1,7 @@
 // Which server takes writes, from what the servers report of themselves.
 #include <doctest/doctest.h>
 
+#include <string>
 #include <vector>
 
 #include "proxy/routing/primary_choice.h"
@@ -20,6 +21,13 @@ const ServerStatus kPrimaryUp = server(ServerHealth::Up, ServerRole::Primary);
 const ServerStatus kReplicaUp = server(ServerHealth::Up, ServerRole::Replica);
 const ServerStatus kPrimaryDown = server(ServerHealth::Down, ServerRole::Primary);
 
+ServerStatus primary_on(int timeline, const char* key) {
+  ServerStatus s = kPrimaryUp;
+  s.timeline = timeline;
+  s.key = key;
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("only a server that is up and not in recovery claims to be primary") {
@@ -29,19 +37,32 @@ TEST_CASE("only a server that is up and not in recovery claims to be primary") {
   CHECK_FALSE(claims_primary(server(ServerHealth::Unknown, ServerRole::Primary)));
 }
 
-TEST_CASE("the serving primary is kept while it still claims the role") {
-  // A promoted replica (index 1) serves; the configured primary comes back as primary too.
-  const std::vector<ServerStatus> servers = {kPrimaryUp, kPrimaryUp};
+TEST_CASE("of two primaries the newest timeline wins, whatever was chosen before") {
+  // The replica (index 1) was promoted to timeline 2; the configured primary came back as
+  // a primary on timeline 1 (restarted, not rewound): writes must stay on the promoted one.
+  const std::vector<ServerStatus> servers = {primary_on(1, "old"), primary_on(2, "promoted")};
   CHECK(choose_primary(servers, 1) == 1);
-  CHECK(choose_primary(servers, 0) == 0);
+  CHECK(choose_primary(servers, 0) == 1);   // a sidecar that still served the old one
+  CHECK(choose_primary(servers, -1) == 1);  // one just started
 }
 
-TEST_CASE("without a serving primary, the first server that claims the role is chosen") {
-  CHECK(choose_primary({kReplicaUp, kPrimaryUp, kPrimaryUp}, -1) == 1);
-  // The configured primary (index 0) wins over a promoted replica.
-  CHECK(choose_primary({kPrimaryUp, kPrimaryUp}, -1) == 0);
+TEST_CASE("on the same timeline the configured order decides, whatever was chosen before") {
+  const std::vector<ServerStatus> servers = {kReplicaUp, primary_on(1, "a"), primary_on(1, "b")};
+  CHECK(choose_primary(servers, -1) == 1);
+  CHECK(choose_primary(servers, 2) == 1);
+  CHECK(choose_primary({kPrimaryUp, kPrimaryUp}, 1) == 0);
   // The serving one went down: a promoted replica takes over.
   CHECK(choose_primary({kPrimaryDown, kPrimaryUp}, 0) == 1);
+}
+
+TEST_CASE("a refused primary says why") {
+  std::vector<ServerStatus> servers = {primary_on(1, "old"), primary_on(2, "promoted")};
+  REQUIRE(refuse_other_primaries(servers, 1) == 1);
+  CHECK(servers[0].refused);
+  CHECK(servers[0].refused_reason.find("newer timeline (2 > 1)") != std::string::npos);
+  std::vector<ServerStatus> tie = {primary_on(3, "first"), primary_on(3, "second")};
+  REQUIRE(refuse_other_primaries(tie, 0) == 1);
+  CHECK(tie[1].refused_reason.find("comes first in the configuration") != std::string::npos);
 }
 
 TEST_CASE("with no server claiming the role, the choice stays where it was") {
