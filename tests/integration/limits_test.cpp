@@ -149,7 +149,10 @@ TEST_CASE("a client that sends requests without reading the replies is paused at
   const std::size_t rss_blocked = resident_bytes(p.proxy.pid());
   INFO("sent ", sent, " bytes; proxy RSS ", rss_before, " -> ", rss_blocked);
   CHECK(blocked);
+#ifndef __SANITIZE_ADDRESS__
+  // (AddressSanitizer keeps freed memory in quarantine: the proxy's RSS says nothing there.)
   CHECK(rss_blocked < rss_before + 32u * 1024 * 1024);
+#endif
 
   // Reading resumes the client: every request is answered, and it goes on as usual.
   ReadyCounter replies;
