@@ -20,6 +20,7 @@ import idle_clients
 import pgbench_point
 import report
 import slow_reader
+import tls_points
 from postgres import Cluster
 from proxies import PgBouncer, PgSidecar
 
@@ -46,7 +47,8 @@ def parse_args():
     p.add_argument("--slow-rate-mb", type=float, default=2.0,
                    help="the slow reader's pace in MB/s")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: "
-                   "points, idle, slow")
+                   "points, idle, slow, tls")
+    tls_points.add_arguments(p)
     return p.parse_args()
 
 
@@ -266,6 +268,8 @@ def main():
             "clients need more (run through bench/run.sh, which raises it)")
     os.makedirs(args.results_dir, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
+    if args.tls_only:
+        skip |= {"points", "idle", "slow"}
     started = time.monotonic()
 
     cluster = Cluster(args.cluster_dir)
@@ -279,7 +283,7 @@ def main():
         "pgbouncer": PgBouncer(args.workdir, cluster, registry, args.pool_size,
                                max_client_conn=max(6000, args.idle_clients + 1000)),
     }
-    points, idle, slow = [], [], []
+    points, idle, slow, tls = [], [], [], ([], [])
     try:
         if "points" not in skip:
             for proxy in proxies.values():
@@ -299,6 +303,8 @@ def main():
             idle = run_idle(args, proxies)
         if "slow" not in skip:
             slow = run_slow(args, cluster, proxies)
+        if "tls" not in skip:
+            tls = tls_points.run(args, cluster, registry, reset_between_points, say)
     finally:
         for proxy in proxies.values():
             proxy.stop()
@@ -312,13 +318,15 @@ def main():
                      report.IDLE_COLUMNS, idle)
     report.write_csv(os.path.join(args.results_dir, "slow_reader.csv"), report.SLOW_COLUMNS,
                      slow)
-    summary = summarize(args, machine, points, idle, slow, elapsed)
+    tls_points.write_csv(args.results_dir, *tls)
+    summary = summarize(args, machine, points, idle, slow, elapsed) + tls_points.summary(args, *tls)
     with open(os.path.join(args.results_dir, "summary.md"), "w", encoding="utf-8") as f:
         f.write(summary)
     say("\n" + summary)
     say(f"results: {args.results_dir}")
     failed = [p for p in points if p["status"] == "error"]
-    return 1 if failed or any(r.get("error") for r in idle + slow) else 0
+    failed += [p for p in tls[0] if p["status"] == "error"]
+    return 1 if failed or any(r.get("error") for r in idle + slow + tls[1]) else 0
 
 
 def summarize(args, machine, points, idle, slow, elapsed):

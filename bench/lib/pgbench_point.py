@@ -66,7 +66,7 @@ def read_latencies(log_prefix):
 
 
 def run_point(*, host, port, user, password, database, workload, mode, clients, duration,
-              log_dir, proxy_pid, postmaster_pid, timeout_margin=60):
+              log_dir, proxy_pid, postmaster_pid, timeout_margin=60, sslmode="disable"):
     """Runs pgbench once and returns a dict of results (see report.CSV_COLUMNS)."""
     sampling_rate = 1.0 if clients == 1 else 0.25
     os.makedirs(log_dir, exist_ok=True)
@@ -80,7 +80,7 @@ def run_point(*, host, port, user, password, database, workload, mode, clients, 
     if workload == "select-only":
         command.insert(1, "-S")
     env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="10",
-               PGSSLMODE="disable")
+               PGSSLMODE=sslmode)
 
     def take(t, tps, pgbench_pid):
         return Sample(t, tps,
