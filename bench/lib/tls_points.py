@@ -227,7 +227,7 @@ def idle_table(results):
 
 
 def summary(args, points, idle):
-    parts = []
+    parts = [""]  # a blank line after the main summary
     if points:
         parts += [f"## TLS: pgbench -M {args.tls_mode}, {args.duration} s per point", "",
                   "plain: no TLS anywhere; client: pgbench sslmode=require to the target, the "
