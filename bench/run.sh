@@ -10,12 +10,14 @@
 #     round trips per transaction, with the ratios to direct
 #   - 5,000 idle authenticated clients through each proxy: memory per client
 #   - a client reading a 1 GB result slowly through each proxy: the proxy's peak RSS
+#   - TLS points: TLS on the client side, then on the server side, through each proxy with
+#     the same certificates, and memory per idle TLS client (bench/lib/tls_points.py)
 # Prints markdown tables at the end; CSV files and PNG charts go to bench/results/<UTC time>/.
 #
 #   bench/run.sh [--duration SECONDS] [--clients 1,50,500] [--workloads select-only,tpcb-like]
 #                [--modes simple,extended,prepared] [--idle-clients N] [--slow-seconds S]
 #                [--link 1,5] [--link-clients 1,20] [--link-duration S]
-#                [--skip points,link,idle,slow]
+#                [--skip points,link,idle,slow,tls] [--tls-only] [--tls-clients 1,50]
 #
 # Environment: PGSIDECAR_BIN (the binary to test), FAULT_RELAY_BIN (the delay relay;
 # default BUILD_DIR/tests/fault_relay), BUILD_DIR (where to build them when
@@ -31,7 +33,7 @@ python=/usr/bin/python3
 
 die() { echo "bench/run.sh: $*" >&2; exit 1; }
 
-for tool in pgbench pgbouncer cmake make; do
+for tool in pgbench pgbouncer cmake make openssl; do
   command -v "$tool" >/dev/null || die "$tool not found: run scripts/install-deps.sh"
 done
 "$python" -c 'import psycopg2' 2>/dev/null ||

@@ -22,6 +22,7 @@ import link
 import pgbench_point
 import report
 import slow_reader
+import tls_points
 from postgres import Cluster
 from proxies import PgBouncer, PgSidecar
 
@@ -53,7 +54,8 @@ def parse_args():
     p.add_argument("--link-duration", type=int, default=6, help="seconds per link point")
     p.add_argument("--fault-relay", help="the fault_relay binary (link mode)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: "
-                   "points, link, idle, slow")
+                   "points, link, idle, slow, tls")
+    tls_points.add_arguments(p)
     return p.parse_args()
 
 
@@ -273,6 +275,8 @@ def main():
             "clients need more (run through bench/run.sh, which raises it)")
     os.makedirs(args.results_dir, exist_ok=True)
     skip = set(filter(None, args.skip.split(",")))
+    if args.tls_only:
+        skip |= {"points", "link", "idle", "slow"}
     started = time.monotonic()
 
     cluster = Cluster(args.cluster_dir)
@@ -286,7 +290,7 @@ def main():
         "pgbouncer": PgBouncer(args.workdir, cluster, registry, args.pool_size,
                                max_client_conn=max(6000, args.idle_clients + 1000)),
     }
-    points, idle, slow, link_points = [], [], [], []
+    points, idle, slow, link_points, tls = [], [], [], [], ([], [])
     try:
         if "points" not in skip:
             for proxy in proxies.values():
@@ -308,6 +312,8 @@ def main():
             idle = run_idle(args, proxies)
         if "slow" not in skip:
             slow = run_slow(args, cluster, proxies)
+        if "tls" not in skip:
+            tls = tls_points.run(args, cluster, registry, reset_between_points, say)
     finally:
         for proxy in proxies.values():
             proxy.stop()
@@ -323,14 +329,16 @@ def main():
                      slow)
     report.write_csv(os.path.join(args.results_dir, "link_points.csv"), report.LINK_COLUMNS,
                      link_points)
+    tls_points.write_csv(args.results_dir, *tls)
     pictures = charts.write_all(args.results_dir, points, link_points)
-    summary = summarize(args, machine, points, idle, slow, elapsed, link_points, pictures)
+    summary = summarize(args, machine, points, idle, slow, elapsed, link_points, pictures) + \
+        tls_points.summary(args, *tls)
     with open(os.path.join(args.results_dir, "summary.md"), "w", encoding="utf-8") as f:
         f.write(summary)
     say("\n" + summary)
     say(f"results: {args.results_dir}")
-    failed = [p for p in points + link_points if p["status"] == "error"]
-    return 1 if failed or any(r.get("error") for r in idle + slow) else 0
+    failed = [p for p in points + link_points + tls[0] if p["status"] == "error"]
+    return 1 if failed or any(r.get("error") for r in idle + slow + tls[1]) else 0
 
 
 def summarize(args, machine, points, idle, slow, elapsed, link_points=(), pictures=()):

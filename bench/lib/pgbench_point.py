@@ -66,9 +66,9 @@ def read_latencies(log_prefix):
 
 
 def run_point(*, host, port, user, password, database, workload, mode, clients, duration,
-              log_dir, proxy_pid, postmaster_pid, timeout_margin=60, script=None):
+              log_dir, proxy_pid, postmaster_pid, timeout_margin=60, script=None, sslmode="disable"):
     """Runs pgbench once and returns a dict of results (see report.CSV_COLUMNS). `script`:
-    a custom pgbench script file instead of the built-in `workload`."""
+    a custom pgbench script file instead of the built-in `workload`; `sslmode` for libpq."""
     sampling_rate = 1.0 if clients == 1 else 0.25
     os.makedirs(log_dir, exist_ok=True)
     log_prefix = os.path.join(log_dir, "pgbench_log")
@@ -83,7 +83,7 @@ def run_point(*, host, port, user, password, database, workload, mode, clients, 
     elif workload == "select-only":
         command.insert(1, "-S")
     env = dict(os.environ, PGPASSWORD=password, PGCONNECT_TIMEOUT="10",
-               PGSSLMODE="disable")
+               PGSSLMODE=sslmode)
 
     def take(t, tps, pgbench_pid):
         return Sample(t, tps,

@@ -113,23 +113,27 @@ void ServerConn::set_state(ServerState next, const char* why) {
 
 void ServerConn::connect() {
   connect_started_ns_ = uv_hrtime();
-  const ResolvedAddress& address = pool_.address();
-  connect_req_.data = this;
-  stream_.init(loop_.uv(), !address.is_unix, handles_);
-  int rc = 0;
-  if (address.is_unix) {
-    uv_pipe_connect(&connect_req_, &stream_.pipe, address.unix_path.c_str(), &ServerConn::on_connect);
-  } else {
-    uv_tcp_nodelay(&stream_.tcp, 1);
-    rc = uv_tcp_connect(&connect_req_, &stream_.tcp, reinterpret_cast<const sockaddr*>(&address.addr),
-                        &ServerConn::on_connect);
-    if (rc == 0) set_tcp_options(stream_.tcp, pool_.config().health);
-  }
   uv_timer_init(loop_.uv(), &connect_timer_);
   handles_.opened(reinterpret_cast<uv_handle_t*>(&connect_timer_));
   // The timer covers connect and login: a server that accepts but never answers is caught too.
   uv_timer_start(&connect_timer_, &ServerConn::on_connect_timeout,
                  static_cast<uint64_t>(pool_.settings().server_connect_timeout.count()), 0);
+  open_stream();
+}
+
+void ServerConn::open_stream() {
+  const ResolvedAddress& address = pool_.address();
+  connect_req_.data = this;
+  stream_->init(loop_.uv(), !address.is_unix, handles_);
+  int rc = 0;
+  if (address.is_unix) {
+    uv_pipe_connect(&connect_req_, &stream_->pipe, address.unix_path.c_str(), &ServerConn::on_connect);
+  } else {
+    uv_tcp_nodelay(&stream_->tcp, 1);
+    rc = uv_tcp_connect(&connect_req_, &stream_->tcp, reinterpret_cast<const sockaddr*>(&address.addr),
+                        &ServerConn::on_connect);
+    if (rc == 0) set_tcp_options(stream_->tcp, pool_.config().health);
+  }
   if (rc != 0) {
     const ServerTarget& t = pool_.target();
     fail_login(make_error(ProxyErrc::ServerConnectFailed, {t.host + ":" + std::to_string(t.port), uv_strerror(rc)}));
@@ -161,7 +165,7 @@ void ServerConn::on_connect_timeout(uv_timer_t* t) {
 void ServerConn::start_reading() {
   if (reading_) return;
   reading_ = true;
-  uv_read_start(stream_.stream, &ServerConn::on_alloc, &ServerConn::on_read);
+  uv_read_start(stream_->stream, &ServerConn::on_alloc, &ServerConn::on_read);
 }
 
 void ServerConn::start_login() {
@@ -274,10 +278,10 @@ void ServerConn::close_for(ServerCloseReason why, const std::string& reason, con
     session_ = nullptr;
     s->on_server_lost(for_lessee);
   }
-  if (stream_.initialised()) {
-    if (reading_) uv_read_stop(stream_.stream);
+  if (stream_->initialised()) {
+    if (reading_) uv_read_stop(stream_->stream);
     reading_ = false;
-    handles_.close(stream_.handle());
+    handles_.close(stream_->handle());
   }
   if (connect_timer_.data != nullptr) handles_.close(reinterpret_cast<uv_handle_t*>(&connect_timer_));
 }
@@ -335,7 +339,7 @@ void ServerConn::read(ssize_t nread, const uv_buf_t* buf) {
 }
 
 void ServerConn::resume_reading() {
-  if (closing() || !stream_.initialised()) return;
+  if (closing() || !stream_->initialised()) return;
   start_reading();
 }
 
@@ -345,7 +349,7 @@ void ServerConn::process_input() {
   if (!process_forwarding()) return;
   // Stop reading while the buffer is full: the pending write's completion resumes it.
   if (input_.full() && reading_) {
-    uv_read_stop(stream_.stream);
+    uv_read_stop(stream_->stream);
     reading_ = false;
   } else if (!input_.full() && !reading_ && !forward_.in_flight()) {
     resume_reading();
@@ -418,6 +422,14 @@ bool ServerConn::handle_login_message(char t, std::span<const std::byte> body) {
         if (!e.sqlstate.empty()) why.sqlstate = e.sqlstate;
       } else {
         why = make_error(ProxyErrc::ServerProtocolViolation, {"malformed ErrorResponse during login"});
+      }
+      if (retry_with_tls()) {
+        log_info("server_login_retry_tls")
+            .kv("worker", loop_.id())
+            .kv("server", static_cast<long long>(id_))
+            .kv("database", pool_.key().database)
+            .kv("error", why.message);
+        return false;
       }
       fail_login(why);
       return false;

@@ -12,6 +12,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -90,7 +91,7 @@ class ServerConn {
   bool leased_or_resetting() const { return state_ == ServerState::Active || state_ == ServerState::Resetting; }
   PoolShard& pool() { return pool_; }
   const ServerLessee* lessee() const { return session_; }
-  io::Sink stream() { return {stream_.stream, tls_.get()}; }
+  io::Sink stream() { return {stream_->stream, tls_.get()}; }
   bool encrypted() const { return tls_ != nullptr; }
   int32_t backend_pid() const { return backend_pid_; }
   int32_t backend_secret() const { return backend_secret_; }
@@ -190,6 +191,9 @@ class ServerConn {
   void answer_to_tls();       // the server's one-byte answer: 'S' handshake, 'N' plain or refuse
   void drain_tls();           // handshake, then decrypt into input_ while there is room
   void start_login();
+  void open_stream();  // a new socket to the server, then ask_for_tls()
+  // sslmode=allow, as libpq: a plain login the server refused is tried again over TLS.
+  bool retry_with_tls();
   void process_input();
   bool process_login();  // false when the connection closed
   bool handle_login_message(char tag, std::span<const std::byte> body);
@@ -220,7 +224,10 @@ class ServerConn {
   ServerId id_;
   ServerState state_ = ServerState::Connecting;
   io::HandleGroup handles_;
-  io::Stream stream_;
+  // The connection's socket: streams_[0], or streams_[1] once sslmode=allow retried with
+  // TLS (the first one may still be closing then).
+  std::array<io::Stream, 2> streams_;
+  io::Stream* stream_ = &streams_[0];
   uv_timer_t connect_timer_{};
   uv_connect_t connect_req_{};
   int own_writes_ = 0;
@@ -233,6 +240,7 @@ class ServerConn {
   enum class TlsStep : uint8_t { None, AwaitingAnswer, Handshaking };
   TlsStep tls_step_ = TlsStep::None;
   std::unique_ptr<io::TlsStream> tls_;  // null: plain
+  bool tls_retry_ = false;              // this is sslmode=allow's second attempt, over TLS
   bool deriving_keys_ = false;  // a SCRAM key derivation runs on the thread pool
 
   InputBuffer input_;

@@ -30,7 +30,11 @@ std::string endpoint(const ServerTarget& t) { return t.host + ":" + std::to_stri
 
 void ServerConn::ask_for_tls() {
   const ServerTls& tls = pool_.tls();
-  if (!tls.wanted(pool_.address().is_unix)) {
+  if (tls_retry_) {  // what the refused connection sent after its ErrorResponse is not this one's
+    input_.consume(input_.unread().size());
+    input_.compact();
+    input_.release_if_empty();
+  } else if (!tls.wanted(pool_.address().is_unix)) {
     start_login();
     return;
   }
@@ -62,6 +66,11 @@ void ServerConn::answer_to_tls() {
   input_.release_if_empty();
   tls_step_ = TlsStep::None;
   if (answer == kTlsRefused) {
+    if (tls_retry_) {
+      fail_login(make_error(ProxyErrc::ServerTlsFailed,
+                            {endpoint(target), "the server refused the login without TLS and does not support TLS"}));
+      return;
+    }
     if (pool_.tls().required()) {
       fail_login(make_error(ProxyErrc::ServerTlsFailed,
                             {endpoint(target), std::string("the server does not support TLS, but sslmode=") +
@@ -76,13 +85,28 @@ void ServerConn::answer_to_tls() {
     return;
   }
   std::string error;
-  tls_ = pool_.tls().start(stream_.stream, error);
+  tls_ = pool_.tls().start(stream_->stream, error);
   if (tls_ == nullptr) {
     fail_login(make_error(ProxyErrc::ServerTlsFailed, {endpoint(target), error}));
     return;
   }
   tls_step_ = TlsStep::Handshaking;
   drain_tls();
+}
+
+bool ServerConn::retry_with_tls() {
+  if (tls_retry_ || tls_ != nullptr || pool_.tls().mode() != SslMode::Allow || pool_.address().is_unix) return false;
+  tls_retry_ = true;
+  // The refused connection goes (its handle closes on its own); the login starts over on
+  // a new socket, within the same connect timeout.
+  if (reading_) uv_read_stop(stream_->stream);
+  reading_ = false;
+  handles_.close(stream_->handle());
+  stream_ = &streams_[1];
+  login_.reset();
+  set_state(ServerState::Connecting, "sslmode=allow: trying again with TLS");
+  open_stream();
+  return true;
 }
 
 void ServerConn::drain_tls() {

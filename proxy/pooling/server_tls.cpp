@@ -65,7 +65,7 @@ ServerAuthPolicy auth_policy(const config::ServerAddress& a) {
 ServerTls::ServerTls(const config::ServerAddress& a) : auth_(auth_policy(a)) {
   for (const auto& [name, mode] : kModes)
     if (a.sslmode == name) mode_ = mode;
-  if (mode_ == SslMode::Disable || mode_ == SslMode::Allow) return;
+  if (mode_ == SslMode::Disable) return;  // allow: TLS on its second attempt
 
   ctx_ = SSL_CTX_new(TLS_client_method());
   if (ctx_ == nullptr) {

@@ -177,6 +177,23 @@ def _toml_string(s):
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def tls_files():
+    """The directory of the test CA and certificates (ca.crt, server.crt/.key,
+    client.crt/.key, other-ca.crt), made with the TLS server by cluster.sh start-tls."""
+    c = cluster()
+    subprocess.run(["bash", c.values["CLUSTER_SCRIPT"], "start-tls", c.values["STATE_DIR"]],
+                   check=True, stdout=subprocess.DEVNULL)
+    return ClusterEnv().values["TLS_DIR"]
+
+
+def tls_toml(files, client_tls="require"):
+    """A [tls] section with the test server certificate (name localhost, IP 127.0.0.1)."""
+    return "\n".join(["", "[tls]",
+                      f"cert_file = {_toml_string(files + '/server.crt')}",
+                      f"key_file = {_toml_string(files + '/server.key')}",
+                      f"client_tls = {_toml_string(client_tls)}", ""])
+
+
 class Proxy:
     """A pgsidecar child process in front of the test cluster's primary."""
 

@@ -26,10 +26,10 @@ def tool(name):
     return path
 
 
-def compile_test(out_dir):
+def compile_test(out_dir, source=SOURCE):
     if not os.path.isfile(JDBC_JAR):
         raise TestFailure(f"{JDBC_JAR} is missing: run scripts/install-deps.sh (libpostgresql-jdbc-java)")
-    cmd = [tool("javac"), "-Xlint:all", "-Werror", "-cp", JDBC_JAR, "-d", out_dir, SOURCE]
+    cmd = [tool("javac"), "-Xlint:all", "-Werror", "-cp", JDBC_JAR, "-d", out_dir, source]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)

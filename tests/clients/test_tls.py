@@ -4,9 +4,7 @@ against the test CA (cluster.sh start-tls makes it), psycopg with channel_bindin
 transaction over the encrypted connection, and client_tls = "require" refusing plain."""
 
 import asyncio
-import os
 import ssl
-import subprocess
 
 import asyncpg
 import psycopg
@@ -15,20 +13,9 @@ import harness
 from harness import expect, expect_equal, log
 
 
-def tls_dir():
-    c = harness.cluster()
-    subprocess.run(["bash", c.values["CLUSTER_SCRIPT"], "start-tls", c.values["STATE_DIR"]],
-                   check=True, stdout=subprocess.DEVNULL)
-    return harness.ClusterEnv().values["TLS_DIR"]
-
-
 def body(mode):
-    files = tls_dir()
-    extra = "\n".join(["", "[tls]",
-                       f"cert_file = {harness._toml_string(files + '/server.crt')}",
-                       f"key_file = {harness._toml_string(files + '/server.key')}",
-                       'client_tls = "require"', ""])
-    with harness.Proxy(mode=mode, pool_size=4, extra_toml=extra) as proxy:
+    files = harness.tls_files()
+    with harness.Proxy(mode=mode, pool_size=4, extra_toml=harness.tls_toml(files)) as proxy:
         c = proxy.cluster
         url = harness.libpq_url("localhost", proxy.port, c.user, c.password, c.database,
                                 sslmode="verify-full", sslrootcert=files + "/ca.crt",

@@ -463,7 +463,14 @@ TEST_CASE("200 clients at once on a cold sidecar: at most max_concurrent_logins 
   CHECK(field(pool, "logins_in_flight_peak") <= 4);
   CHECK(field(pool, "logins_in_flight_peak") >= 2);
   CHECK(field(pool, "logins_queued") > 0);  // the gate held logins back
-  CHECK(field(pool, "logins_in_flight") == 0);
   CHECK(field(pool, "server_connections") <= 50);
+  // A login started for a client that another freed connection served meanwhile may
+  // still be on its way; then the gate is empty.
+  int in_flight = field(pool, "logins_in_flight");
+  for (int i = 0; i < 100 && in_flight != 0; ++i) {
+    std::this_thread::sleep_for(50ms);
+    in_flight = field(pool_row(admin, "app"), "logins_in_flight");
+  }
+  CHECK(in_flight == 0);
   CHECK(proxy.running());
 }

@@ -110,6 +110,28 @@ TEST_CASE("sslmode=require fails closed against a server without TLS; prefer goe
   CHECK(first_failure(proxy, cluster) == "");
 }
 
+TEST_CASE("sslmode=allow logs in without TLS, and over TLS when the server refuses the plain login") {
+  Cluster& cluster = Cluster::shared();
+  cluster.start_tls();
+  // The TLS server's pg_hba.conf rejects plain connections to the database tlsonly.
+  const auto url = [&](std::string_view database, std::string_view sslmode) {
+    return "postgres://" + cluster.app_user() + ":" + cluster.app_password() + "@localhost:" +
+           std::to_string(cluster.tls_port()) + "/" + std::string(database) + "?sslmode=" + std::string(sslmode);
+  };
+  const auto ssl_in_use = [&](const std::string& server_url) {
+    ProxyProcess proxy;
+    start_proxy(proxy, cluster, tls_entry(server_url));
+    Connection c = Connection::open(app_conninfo(proxy, cluster, "tls"));
+    if (!c.ok()) return "login failed: " + c.error();
+    const QueryResult r = c.exec("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
+    return r.ok ? r.value(0, 0) : r.message;
+  };
+  const std::string plain = ssl_in_use(url("tlsonly", "disable"));
+  CHECK_MESSAGE(plain.find("no encryption") != std::string::npos, plain);
+  CHECK(ssl_in_use(url("tlsonly", "allow")) == "t");
+  CHECK(ssl_in_use(url("app", "allow")) == "f");
+}
+
 TEST_CASE("channel_binding=require logs in with SCRAM-SHA-256-PLUS over TLS, and refuses without TLS") {
   Cluster& cluster = Cluster::shared();
   cluster.start_tls();

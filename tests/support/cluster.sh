@@ -23,7 +23,8 @@
 #                                   certificate for localhost and 127.0.0.1, a client
 #                                   certificate for the role certuser (hba: cert), a second CA that signed
 #                                   none of them; the app role and database as on the primary;
-#                                   plain connections still allowed. Adds TLS_PORT, TLS_DIR
+#                                   plain connections allowed, except to the database
+#                                   tlsonly (owned by app; hba: hostnossl reject). Adds TLS_PORT, TLS_DIR
 #                                   (ca.crt, server.crt/key, client.crt/key, other-ca.crt)
 #                                   and TLS_LOG to STATE_DIR/env
 #
@@ -37,6 +38,7 @@ readonly RUN_USER=pgsidecar-test
 readonly APP_USER=app APP_PASSWORD=app-secret DATABASE=app
 readonly SUPERUSER=harness SUPERUSER_PASSWORD=harness-secret
 readonly CERT_USER=certuser
+readonly TLS_ONLY_DATABASE=tlsonly
 readonly REPLICATION_USER=replicator REPLICATION_PASSWORD=replicator-secret
 readonly SLOT=pgsidecar_replica
 readonly SERVER_TIMEOUT=60   # seconds for a server to start, stop, promote or catch up
@@ -640,6 +642,7 @@ ssl_ca_file = '$files/ca.crt'
 EOF
     # CERT_USER logs in with a client certificate of the test CA alone.
     as_pg tee "$dir/pg_hba.conf" >/dev/null <<EOF
+hostnossl $TLS_ONLY_DATABASE all  127.0.0.1/32  reject
 hostssl all          $CERT_USER  127.0.0.1/32  cert
 local   all          all                 scram-sha-256
 host    all          all   127.0.0.1/32  scram-sha-256
@@ -648,7 +651,8 @@ EOF
     for statement in \
       "CREATE ROLE $APP_USER LOGIN CREATEDB PASSWORD '$APP_PASSWORD'" \
       "CREATE ROLE $CERT_USER LOGIN" \
-      "CREATE DATABASE $DATABASE OWNER $APP_USER"; do
+      "CREATE DATABASE $DATABASE OWNER $APP_USER" \
+      "CREATE DATABASE $TLS_ONLY_DATABASE OWNER $APP_USER"; do
       sql "$port" "$statement" >/dev/null || die "setup statement failed on the TLS server: $statement" "$logfile"
     done
   else
