@@ -46,9 +46,13 @@ std::string first_failure(const ProxyProcess& proxy, Cluster& cluster, std::stri
 }
 
 // A proxy whose "tls" entry is `url` refuses the server login: 08001, saying `reason`.
+// The health probes fail there too, but must not mark the server down first (a server
+// known down gets no login attempt: 08006, without the login's reason).
 void check_refused(Cluster& cluster, const std::string& url, std::string_view reason) {
   ProxyProcess proxy;
-  start_proxy(proxy, cluster, tls_entry(url));
+  ProxyConfig config = tls_entry(url);
+  config.extra += "\n[health]\nfailures_before_down = 1000000\n";
+  start_proxy(proxy, cluster, config);
   std::string sqlstate;
   const std::string error = first_failure(proxy, cluster, &sqlstate);
   CHECK(sqlstate == "08001");
@@ -226,7 +230,8 @@ TEST_CASE("a server asking for a cleartext password over plain TCP gets none") {
       ::close(fd);
     }
   });
-  check_refused(cluster, "postgres://app@127.0.0.1:" + std::to_string(port) + "/app", "cleartext password over an unencrypted connection");
+  check_refused(cluster, "postgres://app@127.0.0.1:" + std::to_string(port) + "/app",
+                "cleartext password over an unencrypted connection");
   ::shutdown(listener, SHUT_RDWR);
   fake.join();
   ::close(listener);
