@@ -7,6 +7,8 @@
 #include <random>
 #include <vector>
 
+#include "proxy/routing/probe_auth_check.h"
+
 namespace pgsidecar::proxy {
 namespace {
 
@@ -119,6 +121,10 @@ bool Prober::wait_socket(bool for_write, std::chrono::steady_clock::time_point d
 }
 
 bool Prober::connect(std::chrono::steady_clock::time_point deadline, std::string& error) {
+  // libpq 16 and later refuse a cleartext request themselves (require_auth, below).
+  if (!password_.empty() && PQlibVersion() < 160000 &&
+      !probe_may_send_password(address_, user_, dbname_, deadline, error))
+    return false;
   const std::string port = std::to_string(address_.port);
   std::vector<const char*> keys = {"host", "port", "dbname", "user", "application_name", "connect_timeout"};
   std::vector<const char*> values = {address_.host.c_str(), port.c_str(), dbname_.c_str(), user_.c_str(),
