@@ -52,6 +52,8 @@ constexpr std::string_view kPoolKeys[] = {"mode",
                                           "server_lifetime",
                                           "client_idle_timeout",
                                           "idle_in_transaction_timeout",
+                                          "session_state",
+                                          "pinned_idle_timeout",
                                           "max_prepared_statements",
                                           "max_prepared_bytes_per_client",
                                           "max_statements_per_server",
@@ -63,6 +65,7 @@ constexpr std::string_view kDatabaseKeys[] = {"name",       "primary",         "
                                               "max_replica_lag", "fleet_max_connections"};
 
 constexpr std::array kPoolModes{PoolMode::Session, PoolMode::Transaction};
+constexpr std::array kSessionStatePolicies{SessionStatePolicy::Pin, SessionStatePolicy::Refuse};
 constexpr std::array kAuthMethods{AuthMethod::ScramSha256, AuthMethod::Md5, AuthMethod::Trust};
 constexpr std::array kReadPolicies{ReadPolicy::Primary, ReadPolicy::Replicas, ReadPolicy::Any};
 constexpr std::array kPrimaryDownPolicies{PrimaryDownPolicy::Fail, PrimaryDownPolicy::ReplicaReads};
@@ -476,6 +479,8 @@ PoolNodes read_pool(Reader& r, const toml::table& t, const std::string& p, PoolS
   r.duration(t, p, "server_lifetime", Zero::Allowed, s.server_lifetime);
   r.duration(t, p, "client_idle_timeout", Zero::Allowed, s.client_idle_timeout);
   r.duration(t, p, "idle_in_transaction_timeout", Zero::Allowed, s.idle_in_transaction_timeout);
+  r.choice(t, p, "session_state", kSessionStatePolicies, s.session_state);
+  r.duration(t, p, "pinned_idle_timeout", Zero::Allowed, s.pinned_idle_timeout);
   r.integer(t, p, "max_prepared_statements", 0, INT_MAX, s.max_prepared_statements);
   r.integer(t, p, "max_prepared_bytes_per_client", 1024, INT_MAX, s.max_prepared_bytes_per_client);
   r.integer(t, p, "max_statements_per_server", 1, INT_MAX, s.max_statements_per_server);

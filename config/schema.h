@@ -18,12 +18,21 @@ enum class PoolMode { Session, Transaction };
 enum class AuthMethod { ScramSha256, Md5, Trust };
 enum class ReadPolicy { Primary, Replicas, Any };
 enum class PrimaryDownPolicy { Fail, ReplicaReads };
+// Transaction mode: what a statement that leaves state on its server connection does.
+enum class SessionStatePolicy { Pin, Refuse };
 
 // The spellings used in the configuration file (and in SHOW CONFIG).
 constexpr std::string_view to_string(PoolMode m) {
   switch (m) {
     case PoolMode::Session: return "session";
     case PoolMode::Transaction: return "transaction";
+  }
+  return "?";
+}
+constexpr std::string_view to_string(SessionStatePolicy p) {
+  switch (p) {
+    case SessionStatePolicy::Pin: return "pin";
+    case SessionStatePolicy::Refuse: return "refuse";
   }
   return "?";
 }
@@ -122,6 +131,12 @@ struct PoolSettings {
   // A client idle inside a transaction holds a server from everyone else: close it after
   // this long (25P03), its transaction rolled back. 0: never.
   Duration idle_in_transaction_timeout{0};
+  // Transaction mode: state a statement leaves on its server connection (temp table,
+  // session advisory lock, WITH HOLD cursor, LISTEN, SQL PREPARE) pins the client to that
+  // connection, or the statement is refused (0A000). docs/pooling.md.
+  SessionStatePolicy session_state = SessionStatePolicy::Pin;
+  // A pinned client idle this long between transactions is closed (57P05). 0: never.
+  Duration pinned_idle_timeout{0};
   int max_prepared_statements = 1000;  // per client, in transaction mode
   // Text and name bytes of one client's prepared statements, in transaction mode.
   int64_t max_prepared_bytes_per_client = 16 * 1024 * 1024;
