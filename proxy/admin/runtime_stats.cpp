@@ -53,6 +53,7 @@ void RuntimeStats::merge(RuntimeStats&& other) {
     mine.writes_failed += c.writes_failed;
   }
   for (const auto& [state, n] : other.counters.errors) counters.errors[state] += n;
+  for (const auto& [reason, n] : other.counters.pins) counters.pins[reason] += n;
   for (const auto& [state, n] : other.counters.login_failures) counters.login_failures[state] += n;
   counters.statements_classified += other.counters.statements_classified;
   workers_answered += other.workers_answered;
