@@ -495,7 +495,7 @@ Classification classify_sql(std::string_view sql) {
     if (effects) {
       out.session_effects.emplace_back();
       if (raw["stmt"].get(stmt) == simdjson::SUCCESS)
-        tree::collect_session_effects(stmt, may_set_config, out.session_effects.back());
+        tree::collect_session_effects(stmt, sql, may_set_config, out.session_effects.back());
       any_effect = any_effect || !out.session_effects.back().empty();
     }
   }

@@ -121,6 +121,7 @@ inline std::size_t name_parts(object o, std::string_view key, std::array<std::st
 
 // Appends what one statement (a node of the "stmts" list's "stmt") leaves on its session.
 // `do_may_set`: the text names set_config, so a DO block may change settings unseen.
-void collect_session_effects(element stmt, bool do_may_set, StatementEffects& out);
+// `sql`: the text the tree was parsed from (locations point into it).
+void collect_session_effects(element stmt, std::string_view sql, bool do_may_set, StatementEffects& out);
 
 }  // namespace pgsidecar::sql::tree

@@ -72,7 +72,25 @@ bool plain_identifier(std::string_view s) {
 
 // One SET argument as the server flattens it (flatten_set_variable_args); false when it
 // is not a constant this reader knows (a typed interval, say).
-bool flatten_arg(element arg, std::string_view name, std::string& out) {
+// The integer written at `location` of the statement's text: the parse tree leaves out an
+// Integer whose value is 0 and, in this libpg_query's JSON, a negative one too.
+bool integer_at(std::string_view sql, int64_t location, std::string& out) {
+  if (location < 0 || static_cast<std::size_t>(location) >= sql.size()) return false;
+  std::size_t i = static_cast<std::size_t>(location);
+  std::string digits;
+  if (sql[i] == '-' || sql[i] == '+') {
+    if (sql[i] == '-') digits += '-';
+    for (++i; i < sql.size() && (sql[i] == ' ' || sql[i] == '\t' || sql[i] == '\n' || sql[i] == '\r'); ++i) {
+    }
+  }
+  const std::size_t first = i;
+  for (; i < sql.size() && sql[i] >= '0' && sql[i] <= '9'; ++i) digits += sql[i];
+  if (i == first) return false;
+  out += digits == "-0" ? std::string("0") : digits;
+  return true;
+}
+
+bool flatten_arg(element arg, std::string_view name, std::string_view sql, std::string& out) {
   std::string_view type;
   object body;
   if (!unwrap(arg, type, body) || type != "A_Const") return false;
@@ -93,8 +111,13 @@ bool flatten_arg(element arg, std::string_view name, std::string& out) {
   }
   if (body["ival"].get(inner) == simdjson::SUCCESS) {
     int64_t v = 0;
-    if (const auto err = inner["ival"].get(v); err != simdjson::SUCCESS && err != simdjson::NO_SUCH_FIELD) return false;
-    out += std::to_string(v);  // 0 is left out of the tree
+    const auto err = inner["ival"].get(v);
+    if (err == simdjson::NO_SUCH_FIELD) {
+      int64_t location = -1;
+      return body["location"].get(location) == simdjson::SUCCESS && integer_at(sql, location, out);
+    }
+    if (err != simdjson::SUCCESS) return false;
+    out += std::to_string(v);
     return true;
   }
   if (body["fval"].get(inner) == simdjson::SUCCESS) {
@@ -108,7 +131,7 @@ bool flatten_arg(element arg, std::string_view name, std::string& out) {
   return false;
 }
 
-void collect_set(object set, StatementEffects& out) {
+void collect_set(object set, std::string_view sql, StatementEffects& out) {
   if (bool_field(set, "is_local")) return;  // lasts to the end of the transaction
   const std::string_view kind = string_field(set, "kind");
   const std::string name = lower(string_field(set, "name"));
@@ -127,7 +150,7 @@ void collect_set(object set, StatementEffects& out) {
       std::string flat;
       const std::optional<bool> flag = node_as_bool(value);
       if (setting != "default_transaction_isolation" && flag) flat = *flag ? "on" : "off";
-      else if (!flatten_arg(value, setting, flat)) add(out, EffectKind::UntrackedSetting, setting);
+      else if (!flatten_arg(value, setting, sql, flat)) add(out, EffectKind::UntrackedSetting, setting);
       if (!flat.empty()) add(out, EffectKind::Set, setting, flat);
     }
     return;
@@ -143,7 +166,7 @@ void collect_set(object set, StatementEffects& out) {
     for (element a : args) {
       if (!first) flat += ", ";
       first = false;
-      if (!flatten_arg(a, name, flat)) return add(out, EffectKind::UntrackedSetting, name);
+      if (!flatten_arg(a, name, sql, flat)) return add(out, EffectKind::UntrackedSetting, name);
     }
   }
   add(out, EffectKind::Set, name, flat);
@@ -320,11 +343,11 @@ bool may_control_transaction(std::string_view sql) { return scan(sql, true); }
 
 namespace tree {
 
-void collect_session_effects(element stmt, bool do_may_set, StatementEffects& out) {
+void collect_session_effects(element stmt, std::string_view sql, bool do_may_set, StatementEffects& out) {
   std::string_view type;
   object body;
   if (!unwrap(stmt, type, body)) return;
-  if (type == "VariableSetStmt") return collect_set(body, out);
+  if (type == "VariableSetStmt") return collect_set(body, sql, out);
   if (type == "TransactionStmt") return collect_transaction(body, out);
   if (type == "DiscardStmt") {
     const std::string_view target = string_field(body, "target");

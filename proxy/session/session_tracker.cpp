@@ -288,6 +288,16 @@ void SessionTracker::reset(const std::string& name) {
   outcome_.settings_changed = true;
 }
 
+// SET or RESET SESSION AUTHORIZATION also puts the role back to NONE on the server.
+void SessionTracker::role_follows(std::string_view name) {
+  if (name != "session_authorization") return;
+  auto it = find_named(session_sets_, "role");
+  if (it == session_sets_.end()) return;
+  session_sets_.erase(it);
+  rebuild_settings();
+  outcome_.settings_changed = true;
+}
+
 void SessionTracker::reset_all() {
   for (const auto& kv : reported_) outcome_.restore_reported.push_back(kv);
   if (!reported_.empty() || !defaults_.empty()) outcome_.resync = true;
@@ -299,9 +309,11 @@ void SessionTracker::reset_all() {
 void SessionTracker::commit(const SessionEffect& e) {
   switch (e.kind) {
     case EffectKind::Set:
+      role_follows(e.name);
       if (!is_tracked_parameter(e.name)) set(e.name, e.value);  // reported ones: ParameterStatus
       return;
     case EffectKind::Reset:
+      role_follows(e.name);
       reset(e.name);
       return;
     case EffectKind::ResetAll:

@@ -106,6 +106,7 @@ class SessionTracker {
   void set(const std::string& name, const std::string& value);
   void reset(const std::string& name);
   void reset_all();
+  void role_follows(std::string_view name);
   void rebuild_settings();
   void pins_touched(uint8_t before);
 

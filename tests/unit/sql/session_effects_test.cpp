@@ -37,6 +37,9 @@ TEST_CASE("session SETs are read with their value as set_config takes it") {
         SessionEffect{EffectKind::Set, "search_path", "public, \"My S\", $user"});
   CHECK(one("SET app.x = 1.5") == SessionEffect{EffectKind::Set, "app.x", "1.5"});
   CHECK(one("SET app.x = 0") == SessionEffect{EffectKind::Set, "app.x", "0"});
+  CHECK(one("SET extra_float_digits = -1") == SessionEffect{EffectKind::Set, "extra_float_digits", "-1"});
+  CHECK(one("SET extra_float_digits TO -3") == SessionEffect{EffectKind::Set, "extra_float_digits", "-3"});
+  CHECK(one("SET app.x = -1.5") == SessionEffect{EffectKind::Set, "app.x", "-1.5"});
   CHECK(one("SET ROLE bob") == SessionEffect{EffectKind::Set, "role", "bob"});
   CHECK(one("SET SESSION AUTHORIZATION 'bob'") == SessionEffect{EffectKind::Set, "session_authorization", "bob"});
   CHECK(one("SET SESSION AUTHORIZATION DEFAULT") == SessionEffect{EffectKind::Reset, "session_authorization", ""});
