@@ -56,6 +56,8 @@ constexpr std::string_view kPoolKeys[] = {"mode",
                                           "client_idle_timeout",
                                           "idle_in_transaction_timeout",
                                           "query_timeout",
+                                          "session_state",
+                                          "pinned_idle_timeout",
                                           "max_prepared_statements",
                                           "max_prepared_bytes_per_client",
                                           "max_statements_per_server",
@@ -77,6 +79,7 @@ constexpr std::string_view kDatabaseKeys[] = {"name",       "primary",         "
                                               "max_replica_lag", "fleet_max_connections"};
 
 constexpr std::array kPoolModes{PoolMode::Session, PoolMode::Transaction};
+constexpr std::array kSessionStatePolicies{SessionStatePolicy::Pin, SessionStatePolicy::Refuse};
 constexpr std::array kAuthMethods{AuthMethod::ScramSha256, AuthMethod::Md5, AuthMethod::Trust, AuthMethod::Cert};
 constexpr std::array kClientTlsModes{ClientTlsMode::Disable, ClientTlsMode::Allow, ClientTlsMode::Require};
 constexpr std::string_view kTlsVersions[] = {"TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
@@ -548,6 +551,8 @@ PoolNodes read_pool(Reader& r, const toml::table& t, const std::string& p, PoolS
   r.duration(t, p, "client_idle_timeout", Zero::Allowed, s.client_idle_timeout);
   r.duration(t, p, "idle_in_transaction_timeout", Zero::Allowed, s.idle_in_transaction_timeout);
   r.duration(t, p, "query_timeout", Zero::Allowed, s.query_timeout);
+  r.choice(t, p, "session_state", kSessionStatePolicies, s.session_state);
+  r.duration(t, p, "pinned_idle_timeout", Zero::Allowed, s.pinned_idle_timeout);
   r.integer(t, p, "max_prepared_statements", 0, INT_MAX, s.max_prepared_statements);
   r.integer(t, p, "max_prepared_bytes_per_client", 1024, INT_MAX, s.max_prepared_bytes_per_client);
   r.integer(t, p, "max_statements_per_server", 1, INT_MAX, s.max_statements_per_server);

@@ -19,12 +19,21 @@ enum class AuthMethod { ScramSha256, Md5, Trust, Cert };
 enum class ClientTlsMode { Disable, Allow, Require };
 enum class ReadPolicy { Primary, Replicas, Any };
 enum class PrimaryDownPolicy { Fail, ReplicaReads };
+// Transaction mode: what a statement that leaves state on its server connection does.
+enum class SessionStatePolicy { Pin, Refuse };
 
 // The spellings used in the configuration file (and in SHOW CONFIG).
 constexpr std::string_view to_string(PoolMode m) {
   switch (m) {
     case PoolMode::Session: return "session";
     case PoolMode::Transaction: return "transaction";
+  }
+  return "?";
+}
+constexpr std::string_view to_string(SessionStatePolicy p) {
+  switch (p) {
+    case SessionStatePolicy::Pin: return "pin";
+    case SessionStatePolicy::Refuse: return "refuse";
   }
   return "?";
 }
@@ -154,6 +163,12 @@ struct PoolSettings {
   // finished answering this long: its server connection is abandoned and the client gets
   // FATAL 57014. 0: never.
   Duration query_timeout{0};
+  // Transaction mode: state a statement leaves on its server connection (temp table,
+  // session advisory lock, WITH HOLD cursor, LISTEN, SQL PREPARE) pins the client to that
+  // connection, or the statement is refused (0A000). docs/pooling.md.
+  SessionStatePolicy session_state = SessionStatePolicy::Pin;
+  // A pinned client idle this long between transactions is closed (57P05). 0: never.
+  Duration pinned_idle_timeout{0};
   int max_prepared_statements = 1000;  // per client, in transaction mode
   // Text and name bytes of one client's prepared statements, in transaction mode.
   int64_t max_prepared_bytes_per_client = 16 * 1024 * 1024;

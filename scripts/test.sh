@@ -6,9 +6,12 @@
 #   4. scripts/fuzz.sh 20 when clang is available (each fuzz target for 20 s)
 #   5. scripts/container-test.sh: the container image built with podman and run in front
 #      of a test cluster (skipped with PGSIDECAR_SKIP_CONTAINER_TEST=1)
-#   6. ctest in build-asan: unit tests, then integration tests against a real PostgreSQL
+#   6. scripts/pg-regress.sh: PostgreSQL's regression suite through build/pgsidecar in
+#      session and transaction mode, each at least a floor of passed tests (skipped with
+#      PGSIDECAR_SKIP_PG_REGRESS=1)
+#   7. ctest in build-asan: unit tests, then integration tests against a real PostgreSQL
 #      primary + replica that the ctest fixture `cluster` starts and stops
-#   7. build-tsan/: Debug with ThreadSanitizer, only the proxy and the integration tests,
+#   8. build-tsan/: Debug with ThreadSanitizer, only the proxy and the integration tests,
 #      running the multi-worker cases (ctest tsan.multi_worker: a pool shared by the
 #      workers, reloads, switchover, SCRAM key derivation on the thread pool); skipped
 #      with PGSIDECAR_SKIP_TSAN=1
@@ -78,6 +81,19 @@ else
   fi
 fi
 
+regress_status=0
+step "pg_regress through pgsidecar"
+if [[ ${PGSIDECAR_SKIP_PG_REGRESS:-0} == 1 ]]; then
+  echo "test.sh: PGSIDECAR_SKIP_PG_REGRESS=1: skipping scripts/pg-regress.sh"
+else
+  # Floors below the counts of docs/pooling.md: some tests depend on which server
+  # connection a client gets.
+  MIN_PASSED_session=209 MIN_PASSED_transaction=205 bash scripts/pg-regress.sh build/pgsidecar || regress_status=$?
+  if ((regress_status != 0)); then
+    echo "test.sh: FAILED: scripts/pg-regress.sh exited with status $regress_status" >&2
+  fi
+fi
+
 step "ctest (build-asan)"
 ctest_status=0
 ctest --test-dir build-asan --output-on-failure || ctest_status=$?
@@ -109,5 +125,8 @@ if ((tsan_status != 0)); then
 fi
 if ((container_status != 0)); then
   exit "$container_status"
+fi
+if ((regress_status != 0)); then
+  exit "$regress_status"
 fi
 exit "$fuzz_status"

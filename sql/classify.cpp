@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "sql/classify_functions.h"
+#include "sql/parse_tree.h"
 #include "sql/classify_quick.h"
 
 namespace pgsidecar::sql {
@@ -21,91 +22,7 @@ namespace {
 using simdjson::dom::array;
 using simdjson::dom::element;
 using simdjson::dom::object;
-
-// --- reading libpg_query's JSON parse tree ----------------------------------------------
-// A node is {"TypeName": {fields}}; lists are arrays of nodes; fields that hold zero,
-// false or nothing are left out.
-
-std::string_view string_field(object o, std::string_view key) {
-  std::string_view out;
-  if (o[key].get(out) != simdjson::SUCCESS) return {};
-  return out;
-}
-
-bool bool_field(object o, std::string_view key) {
-  bool out = false;
-  if (o[key].get(out) != simdjson::SUCCESS) return false;
-  return out;
-}
-
-// False when the list is absent (empty lists are left out too). A default-constructed
-// simdjson array must not be iterated, hence no "empty array" fallback.
-bool array_field(object o, std::string_view key, array& out) {
-  return o[key].get(out) == simdjson::SUCCESS;
-}
-
-// Splits a node into its type name and body; false when `e` is not a node.
-bool unwrap(element e, std::string_view& type, object& body) {
-  object o;
-  if (e.get(o) != simdjson::SUCCESS) return false;
-  for (auto field : o) {
-    type = field.key;
-    return field.value.get(body) == simdjson::SUCCESS;
-  }
-  return false;
-}
-
-// PostgreSQL's parse_bool(): true/false, yes/no and any prefix of them, on/off, 1/0,
-// ignoring case. Anything else is an error on the server; here, "don't know".
-std::optional<bool> parse_bool(std::string_view s) {
-  auto prefix_of = [s](std::string_view word, std::size_t min_len) {
-    if (s.size() < min_len || s.size() > word.size()) return false;
-    return std::equal(s.begin(), s.end(), word.begin(),
-                      [](char a, char b) { return (a | 0x20) == b; });
-  };
-  if (prefix_of("true", 1) || prefix_of("yes", 1) || prefix_of("on", 2)) return true;
-  if (prefix_of("false", 1) || prefix_of("no", 1) || prefix_of("off", 3)) return false;
-  if (s == "1") return true;
-  if (s == "0") return false;
-  return std::nullopt;
-}
-
-std::optional<bool> int_as_bool(object holder, std::string_view key) {
-  int64_t value = 0;
-  if (const auto err = holder[key].get(value); err != simdjson::SUCCESS && err != simdjson::NO_SUCH_FIELD)
-    return std::nullopt;
-  if (value == 0 || value == 1) return value == 1;
-  return std::nullopt;
-}
-
-// The boolean a SET value or option argument spells: an A_Const, String, Integer or
-// Boolean node (READ ONLY arrives as the integer 1, `= on` as the string "on").
-std::optional<bool> node_as_bool(element node) {
-  std::string_view type;
-  object body;
-  if (!unwrap(node, type, body)) return std::nullopt;
-  if (type == "String") return parse_bool(string_field(body, "sval"));
-  if (type == "Integer") return int_as_bool(body, "ival");
-  if (type == "Boolean") return bool_field(body, "boolval");
-  if (type != "A_Const") return std::nullopt;
-  object inner;
-  if (body["sval"].get(inner) == simdjson::SUCCESS) return parse_bool(string_field(inner, "sval"));
-  if (body["ival"].get(inner) == simdjson::SUCCESS) return int_as_bool(inner, "ival");
-  if (body["boolval"].get(inner) == simdjson::SUCCESS) return bool_field(inner, "boolval");
-  return std::nullopt;
-}
-
-// The text of an A_Const or String node ("serializable"); empty for anything else.
-std::string_view node_as_string(element node) {
-  std::string_view type;
-  object body;
-  if (!unwrap(node, type, body)) return {};
-  if (type == "String") return string_field(body, "sval");
-  object inner;
-  if (type == "A_Const" && body["sval"].get(inner) == simdjson::SUCCESS)
-    return string_field(inner, "sval");
-  return {};
-}
+using namespace tree;
 
 // Calls f(def) for each DefElem in the option list under `list_key`, in order.
 template <typename F>
@@ -170,20 +87,6 @@ std::string_view needs_primary(const TransactionModes& modes) {
   if (modes.any_read_write) return " READ WRITE";
   if (modes.any_serializable) return " ISOLATION LEVEL SERIALIZABLE";
   return {};
-}
-
-// A name list: ["f"], ["schema", "f"] or ["catalog", "schema", "f"].
-std::size_t name_parts(object o, std::string_view key, std::array<std::string_view, 3>& parts) {
-  std::size_t n = 0;
-  array items;
-  if (!array_field(o, key, items)) return 0;
-  for (element item : items) {
-    std::string_view type;
-    object body;
-    if (n == parts.size() || !unwrap(item, type, body) || type != "String") return 0;
-    parts[n++] = string_field(body, "sval");
-  }
-  return n;
 }
 
 std::string joined(const std::array<std::string_view, 3>& parts, std::size_t n) {
@@ -598,6 +501,8 @@ Classification classify_sql(std::string_view sql) {
   Classification out;
   out.kind = StatementKind::Read;
   std::size_t count = 0;
+  const bool effects = may_control_transaction(sql);
+  bool any_effect = false;
   for (element raw : stmts) {
     ++count;
     element stmt;
@@ -609,7 +514,14 @@ Classification classify_sql(std::string_view sql) {
     if (out.reason.empty() || first_write) out.reason = std::move(verdict.reason);
     if (verdict.kind == StatementKind::Write) out.kind = StatementKind::Write;
     if (may_set_config && !out.sets_session_config) out.sets_session_config = find_session_set_config(raw);
+    if (effects) {
+      out.session_effects.emplace_back();
+      if (raw["stmt"].get(stmt) == simdjson::SUCCESS)
+        tree::collect_session_effects(stmt, sql, may_set_config, out.session_effects.back());
+      any_effect = any_effect || !out.session_effects.back().empty();
+    }
   }
+  if (!any_effect) out.session_effects.clear();
   if (out.reason.empty()) out.reason = "empty query";
   if (count != 1) out.local = count == 0 ? LocalStatement::Empty : LocalStatement::None;
   reader().release_if_large();

@@ -10,6 +10,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "sql/session_effects.h"
 
 namespace pgsidecar::sql {
 
@@ -59,6 +62,10 @@ struct Classification {
   // only when it runs). Found only in text that may_set_session_config() accepts.
   bool sets_session_config = false;
   LocalStatement local = LocalStatement::None;
+  // What each statement leaves on the session (sql/session_effects.h), one entry per
+  // statement, in order; empty when none has any effect. Filled only for text that
+  // may_affect_session() or may_control_transaction() accepts.
+  std::vector<StatementEffects> session_effects;
 
   friend bool operator==(const Classification&, const Classification&) = default;
 };

@@ -56,6 +56,7 @@ void RuntimeStats::merge(RuntimeStats&& other) {
     mine.local_answers += c.local_answers;
   }
   for (const auto& [state, n] : other.counters.errors) counters.errors[state] += n;
+  for (const auto& [reason, n] : other.counters.pins) counters.pins[reason] += n;
   for (const auto& [state, n] : other.counters.login_failures) counters.login_failures[state] += n;
   counters.statements_classified += other.counters.statements_classified;
   workers_answered += other.workers_answered;

@@ -22,6 +22,7 @@ struct Entry {
   std::string_view sqlstate;
   Severity severity;
   std::string_view message;  // {} marks a placeholder, filled in order
+  std::string_view hint = {};
 };
 
 using enum ProxyErrc;
@@ -48,6 +49,9 @@ constexpr std::array kTable{
     Entry{ClientIdleTimeout, kIdleSessionTimeout, F, "terminating connection due to client_idle_timeout ({} ms)"},
     Entry{IdleInTransactionTimeout, kIdleInTransactionTimeout, F,
           "terminating connection due to idle-in-transaction timeout (idle_in_transaction_timeout = {} ms)"},
+    Entry{PinnedIdleTimeout, kIdleSessionTimeout, F,
+          "terminating connection due to pinned_idle_timeout ({} ms): this client kept its server connection "
+          "between transactions ({}) and sat idle"},
     Entry{ShuttingDown, sqlstate::kAdminShutdown, F, "terminating connection: pgsidecar is shutting down"},
     Entry{KilledByAdmin, sqlstate::kAdminShutdown, F,
           "terminating connection: the admin console ran KILL for database \"{}\""},
@@ -65,6 +69,11 @@ constexpr std::array kTable{
           "terminating connection: database \"{}\" switched over to another primary; reconnect to continue"},
     // PostgreSQL's own code and text for a Bind or Describe of a name never prepared.
     Entry{UnknownPreparedStatement, sqlstate::kInvalidSqlStatementName, E, "prepared statement \"{}\" does not exist"},
+    Entry{SessionStateRefused, sqlstate::kFeatureNotSupported, E,
+          "{} is not supported in transaction pooling mode with session_state = \"refuse\": it leaves state on "
+          "one server connection, which the next transaction may not use",
+          "Use session mode for this client, SET LOCAL, pg_advisory_xact_lock(), a temporary table created with ON "
+          "COMMIT DROP inside a transaction, or protocol-level prepared statements."},
     Entry{TooManyPreparedBytes, sqlstate::kProgramLimitExceeded, E,
           "too many prepared statement bytes: this statement would bring this connection's prepared statements to {} "
           "bytes, over max_prepared_bytes_per_client ({}); close unused ones with Close or DEALLOCATE"},
@@ -177,11 +186,14 @@ ProxyError make_error(ProxyErrc code, std::initializer_list<std::string_view> ar
   out.severity = e.severity;
   out.sqlstate = e.sqlstate;
   out.message = fill(e.message, args);
+  out.hint = e.hint;
   return out;
 }
 
 protocol::ErrorFields ProxyError::fields() const {
-  return protocol::make_error(severity == Severity::Fatal ? "FATAL" : "ERROR", sqlstate, message);
+  protocol::ErrorFields f = protocol::make_error(severity == Severity::Fatal ? "FATAL" : "ERROR", sqlstate, message);
+  f.hint = hint;
+  return f;
 }
 
 }  // namespace pgsidecar::proxy

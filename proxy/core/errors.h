@@ -29,6 +29,7 @@ enum class ProxyErrc : uint8_t {
   // A logged-in client's connection ends.
   ClientIdleTimeout,          // {ms}
   IdleInTransactionTimeout,   // {ms}
+  PinnedIdleTimeout,          // {ms} {why pinned}
   ShuttingDown,
   KilledByAdmin,              // {database}
   AdminSimpleQueriesOnly,
@@ -39,6 +40,7 @@ enum class ProxyErrc : uint8_t {
   FencedBySwitchover,         // {database}
   // A request answered by pgsidecar itself; the connection goes on.
   UnknownPreparedStatement,   // {name}
+  SessionStateRefused,        // {statement} (session_state = "refuse"), with a hint
   TooManyPreparedBytes,       // {bytes it would take} {max_prepared_bytes_per_client} (fatal inside an exchange)
   MessageOverClientBuffer,    // {message bytes} {max_client_buffer} (fatal inside an exchange)
   InFailedTransaction,        // a transaction whose deferred BEGIN could not get a server
@@ -102,6 +104,7 @@ struct ProxyError {
   Severity severity = Severity::Error;
   std::string sqlstate;
   std::string message;
+  std::string hint;  // empty: none
 
   bool fatal() const { return severity == Severity::Fatal; }
   ProxyError& as_fatal() {

@@ -65,6 +65,7 @@ struct SessionCounters {
   std::map<std::string, DatabaseCounters, std::less<>> databases;
   std::map<std::string, uint64_t, std::less<>> errors;          // by SQLSTATE, every error pgsidecar sent
   std::map<std::string, uint64_t, std::less<>> login_failures;  // by SQLSTATE
+  std::map<std::string, uint64_t, std::less<>> pins;  // clients pinned to their server, by reason
   uint64_t statements_classified = 0;  // texts the classifier parsed (its cache's misses)
 };
 

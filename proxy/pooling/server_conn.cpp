@@ -44,6 +44,8 @@ bool inspected(char t) {
     case tag(BackendTag::ParseComplete):
     case tag(BackendTag::CloseComplete):
     case tag(BackendTag::CommandComplete):
+    case tag(BackendTag::EmptyQueryResponse):
+    case tag(BackendTag::PortalSuspended):
     case tag(BackendTag::CopyInResponse):
     case tag(BackendTag::CopyBothResponse):
     case tag(BackendTag::NotificationResponse):
@@ -597,7 +599,10 @@ bool ServerConn::handle_inspected(char t, std::span<const std::byte> body, bool&
             .kv("sqlstate", e.sqlstate)
             .kv("error", e.message);
       }
-      if (forward) session_->on_copy_in(false);
+      if (forward) {
+        session_->on_copy_in(false);
+        session_->on_statement_failed();
+      }
       if (server_is_going_away(body)) {
         pool_.suspect_server();
         // The connection is ending: keep the error from a client whose request will be
@@ -617,7 +622,12 @@ bool ServerConn::handle_inspected(char t, std::span<const std::byte> body, bool&
       if (forward) {
         note_command_complete(body);
         session_->on_copy_in(false);
+        session_->on_statement_done();
       }
+      break;
+    case tag(BackendTag::EmptyQueryResponse):
+    case tag(BackendTag::PortalSuspended):
+      if (forward) session_->on_statement_done();
       break;
     case tag(BackendTag::CopyInResponse):
     case tag(BackendTag::CopyBothResponse):

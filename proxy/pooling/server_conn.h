@@ -154,6 +154,10 @@ class ServerConn {
   const ParamMap& params() const { return params_; }
   uint64_t params_version() const { return params_version_; }
   uint64_t defaults_fp() const { return defaults_fp_; }
+  // The leasing session's statements changed the settings this connection carries: it
+  // now carries the settings of fingerprint `fp` (kSettingsUnknown: none known, reset first).
+  void settings_now(uint64_t fp) { defaults_fp_ = fp; }
+  static constexpr uint64_t kSettingsUnknown = ~uint64_t{0};
   // What `session` (whose startup defaults are `defaults_fp`) must not inherit here:
   // another session's SETs, role or SQL-prepared statements, or other startup defaults.
   SessionLeftovers leftovers_for(SessionId session, uint64_t defaults_fp) const {

@@ -36,6 +36,10 @@ class ServerLessee {
   virtual void on_server_lost(const ProxyError& why) = 0;
   virtual void on_ready_for_query(char tx_status) = 0;       // after forwarding ReadyForQuery
   virtual void on_parameter_status(std::string_view name, std::string_view value) = 0;
+  // One of the client's statements ended: CommandComplete, EmptyQueryResponse or
+  // PortalSuspended; or an ErrorResponse ended the rest of its request.
+  virtual void on_statement_done() = 0;
+  virtual void on_statement_failed() = 0;
   virtual void on_statements_reset() = 0;                    // DISCARD ALL / DEALLOCATE ALL ran
   virtual void on_response_started() = 0;                    // a first byte of an answer was forwarded
   virtual void on_copy_in(bool active) = 0;                  // the server asked for COPY data, or ended it

@@ -80,6 +80,9 @@ std::string render_metrics(const RuntimeStats& stats, const TopologySnapshot& to
   for (const auto& [state, n] : stats.counters.login_failures) m.add(login_failures, {{"sqlstate", state}}, n);
   const auto errors = m.counter("pgsidecar_errors_total", "Errors pgsidecar itself sent to clients, by SQLSTATE.");
   for (const auto& [state, n] : stats.counters.errors) m.add(errors, {{"sqlstate", state}}, n);
+  const auto pins = m.counter("pgsidecar_client_pins_total",
+                              "Transaction mode: times a client was pinned to its server connection, by reason.");
+  for (const auto& [reason, n] : stats.counters.pins) m.add(pins, {{"reason", reason}}, n);
   const auto classified = m.counter("pgsidecar_statements_classified_total",
                                     "SQL texts parsed by the read-only classifier (not found in its cache).");
   m.add(classified, std::span<const Label>(), stats.counters.statements_classified);

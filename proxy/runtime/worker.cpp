@@ -241,6 +241,7 @@ void Worker::collect(RuntimeStats& out, bool rows) {
     row.database = s->database_name();
     row.state = s->state_name();
     row.server_pid = s->server() != nullptr ? s->server()->backend_pid() : 0;
+    row.pinned = s->pin_reason();
     if (s->waiting_since() != 0) row.wait_seconds = static_cast<double>(hr_now - s->waiting_since()) / 1e9;
     out.clients.push_back(std::move(row));
   }

@@ -131,7 +131,7 @@ bool ClientSession::answer_outside_transaction(LocalStatement kind, bool ping, s
 bool ClientSession::untracked_state_possible() const { return server_state_left_; }
 
 bool ClientSession::defaults_has(std::string_view name) const {
-  for (const auto& [k, v] : defaults_)
+  for (const auto& [k, v] : tracker_.settings())  // startup defaults, and session SETs
     if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char a, char b) {
           return (a | 0x20) == (b | 0x20);
         }))

@@ -288,22 +288,23 @@ void ClientSession::authentication_succeeded() {
 
 // Startup settings: the reported ones are tracked values, the rest are session defaults.
 void ClientSession::take_startup_settings() {
-  auto take = [this](const std::string& name, const std::string& value) {
+  ParamList defaults, reported;
+  auto take = [&](const std::string& name, const std::string& value) {
     if (is_protocol_startup_parameter(name)) return;
-    if (is_tracked_parameter(name)) {
-      params_.set(name, value);
-      return;
-    }
-    for (auto& [k, v] : defaults_)
+    ParamList& list = is_tracked_parameter(name) ? reported : defaults;
+    if (&list == &reported) params_.set(name, value);
+    for (auto& [k, v] : list)
       if (k == name) {
         v = value;
         return;
       }
-    defaults_.emplace_back(name, value);
+    list.emplace_back(name, value);
   };
   for (const auto& [k, v] : protocol::parse_options_switches(login_->startup.options)) take(k, v);
   for (const auto& [k, v] : login_->startup.parameters) take(k, v);
-  defaults_fp_ = defaults_fingerprint(defaults_);
+  // The reported ones are also kept apart: RESET returns to them, not to the server's.
+  tracker_.set_startup(std::move(defaults), std::move(reported));
+  followed_fp_ = tracker_.fingerprint();
 }
 
 void ClientSession::finish_login(const ParamMap& server_params) {

@@ -13,6 +13,7 @@
 #include "proxy/session/settings_sync.h"
 #include "sql/classify_cache.h"
 #include "sql/classify_quick.h"
+#include "sql/session_effects.h"
 #include "sql/sql_syntax.h"
 
 namespace pgsidecar::proxy {
@@ -68,6 +69,7 @@ std::size_t bytes_needed(const protocol::FrameHeader& h) {
     return h.total_size();
   if (t == tag(FrontendTag::Query)) return h.total_size() <= kWholeQueryBytes ? h.total_size() : kPeekBytes;
   if (t == tag(FrontendTag::Bind)) return std::min(h.total_size(), kPeekBytes);
+  if (t == tag(FrontendTag::Execute)) return std::min(h.total_size(), kPeekBytes);  // its portal name
   return 5;
 }
 
@@ -143,7 +145,8 @@ void ClientSession::release_on_close() {
     ServerConn* s = server_;
     const bool clean = between_transactions();
     ReleaseKind kind = ReleaseKind::Close;
-    if (clean) kind = session_mode_ ? ReleaseKind::Reset : ReleaseKind::Reusable;
+    // A pinned client's state (temp tables, locks, ...) is its own: DISCARD ALL before reuse.
+    if (clean) kind = session_mode_ || pinned() ? ReleaseKind::Reset : ReleaseKind::Reusable;
     server_ = nullptr;
     s->detach();
     pool_->release(*s, kind);
@@ -319,7 +322,7 @@ bool ClientSession::idle_expired(std::chrono::steady_clock::time_point now) cons
   if (phase_ != ClientPhase::Ready || database_ == nullptr) return false;
   // Idle means between transactions; in session mode the client keeps its server meanwhile.
   if (lease_ == Lease::WaitingInPool || lease_ == Lease::WaitingForRoute) return false;
-  if (lease_ == Lease::Linked && !(session_mode_ && between_transactions())) return false;
+  if (lease_ == Lease::Linked && !((session_mode_ || pinned()) && between_transactions())) return false;
   const auto limit = database_->pool.client_idle_timeout;
   return limit.count() > 0 && now - last_activity_ > limit;
 }
@@ -333,6 +336,16 @@ bool ClientSession::idle_in_transaction_expired(std::chrono::steady_clock::time_
   return limit.count() > 0 && now - last_activity_ > limit;
 }
 
+// A pinned client that holds its server between transactions and says nothing.
+bool ClientSession::pinned_idle_expired(std::chrono::steady_clock::time_point now) const {
+  if (phase_ != ClientPhase::Ready || database_ == nullptr || !pinned() || lease_ != Lease::Linked) return false;
+  if (!between_transactions() || write_in_flight()) return false;
+  const auto limit = database_->pool.pinned_idle_timeout;
+  return limit.count() > 0 && now - last_activity_ > limit;
+}
+
+std::string ClientSession::pin_reason() const { return pinned() ? pin_reasons_text(pin_reasons_) : std::string(); }
+
 ClientSession::Overdue ClientSession::overdue(std::chrono::steady_clock::time_point now) const {
   if (closed()) return Overdue::None;
   if (phase_ == ClientPhase::Failing) {
@@ -343,6 +356,7 @@ ClientSession::Overdue ClientSession::overdue(std::chrono::steady_clock::time_po
   if (login_ != nullptr && now - login_->accepted_at >= config_->auth.login_timeout) return Overdue::Login;
   if (idle_expired(now)) return Overdue::Idle;
   if (idle_in_transaction_expired(now)) return Overdue::IdleInTransaction;
+  if (pinned_idle_expired(now)) return Overdue::PinnedIdle;
   return Overdue::None;
 }
 
@@ -365,6 +379,15 @@ void ClientSession::expire(Overdue what) {
           .kv("database", database_name_);
       send_error(make_error(ProxyErrc::IdleInTransactionTimeout,
                             {std::to_string(database_->pool.idle_in_transaction_timeout.count())}),
+                 false);
+      return;
+    case Overdue::PinnedIdle:
+      log_info("client_pinned_idle_timeout")
+          .kv("worker", host_.loop().id())
+          .kv("session", static_cast<long long>(id_))
+          .kv("reason", pin_reason());
+      send_error(make_error(ProxyErrc::PinnedIdleTimeout,
+                            {std::to_string(database_->pool.pinned_idle_timeout.count()), pin_reason()}),
                  false);
       return;
     case Overdue::FatalReply:
@@ -505,6 +528,24 @@ bool ClientSession::refuse_over_buffer(const protocol::FrameHeader& h, std::span
 
 // One whole (or peeked) message: answered here, queued for a server, or forwarded.
 ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& h, std::span<const std::byte> in) {
+  if (refusing_ != nullptr && lease_ == Lease::Linked) return refuse_linked(h, in);
+  if ((lease_ == Lease::None || lease_ == Lease::Linked) && !pending_error_ &&
+      (h.tag == tag(FrontendTag::Query) || h.tag == tag(FrontendTag::Parse))) {
+    const std::string what = refused_statement(h, in);
+    if (!what.empty()) {
+      auto e = std::make_unique<ProxyError>(make_error(ProxyErrc::SessionStateRefused, {what}));
+      log_info("session_state_refused")
+          .kv("worker", host_.loop().id())
+          .kv("session", static_cast<long long>(id_))
+          .kv("statement", what);
+      if (lease_ == Lease::Linked) {
+        refusing_ = std::move(e);
+        return refuse_linked(h, in);
+      }
+      pending_error_ = std::move(e);
+      return answer_refused(h, in);
+    }
+  }
   if (lease_ != Lease::Linked) {
     if (pending_error_) return answer_refused(h, in);
     if (lease_ != Lease::None) return Step::Wait;  // a server or a route is coming
@@ -521,6 +562,8 @@ ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& 
     if (pending_error_) return Step::Next;  // refused at once: the error answers this request
     if (lease_ != Lease::Linked) return Step::Wait;
   }
+  // A RESET or DISCARD put the server back to its own defaults: the client's come first.
+  if (settings_dirty_ && between_transactions()) sync_settings_to(*server_);
   forward_dest_ = server_->stream();  // a batch goes to one server: it was linked before any byte
   if (deferred_.phase == DeferredBegin::Phase::Held) send_deferred_begin();
   const std::span<const std::byte> body = in.subspan(5, std::min(h.body_size(), in.size() - 5));
@@ -602,6 +645,7 @@ bool ClientSession::note_for_server(const protocol::FrameHeader& h, std::span<co
         return false;
       }
       ensure_statement_on_server(statement);
+      tracker_.portal_bound(portal, statement);
       exchange_.extended = true;
       return true;
     }
@@ -628,11 +672,22 @@ bool ClientSession::note_for_server(const protocol::FrameHeader& h, std::span<co
       exchange_.extended = true;
       return true;
     }
-    case tag(FrontendTag::Execute):
+    case tag(FrontendTag::Execute): {
+      std::string_view portal;
+      int32_t max_rows = 0;
+      if (!protocol::parse_execute(body, portal, max_rows)) {
+        protocol_error("malformed Execute message");
+        return false;
+      }
+      tracker_.sent_statement(tracker_.portal_effects(portal));
+      exchange_.extended = true;
+      return true;
+    }
     case tag(FrontendTag::Flush):
       exchange_.extended = true;
       return true;
     case tag(FrontendTag::Sync):
+      tracker_.sent_sync();
       server_->client_sent_sync();
       exchange_.extended = false;
       return true;
@@ -644,13 +699,15 @@ bool ClientSession::note_for_server(const protocol::FrameHeader& h, std::span<co
       }
       // Text not read whole (a Query larger than kWholeQueryBytes) may hide anything.
       std::string_view sql;
-      if (body.size() < h.body_size() || !protocol::parse_query(body, sql) || sets_session_config(sql))
-        server_->client_changed_settings();
+      const bool whole = body.size() == h.body_size() && protocol::parse_query(body, sql);
+      if (!whole || sets_session_config(sql)) server_->client_changed_settings();
+      note_query_effects(whole ? sql : std::string_view());
       server_->client_sent_sync();
       return true;
     }
     case tag(FrontendTag::FunctionCall):
       // It calls a function by oid, set_config's as well as any other.
+      tracker_.sent_sync();
       server_->client_changed_settings();
       server_->client_sent_sync();
       return true;
@@ -667,6 +724,7 @@ bool ClientSession::handle_parse(std::span<const std::byte> body) {
   }
   // Marked now: it may run on this server before anything else is seen of it.
   const bool sets_config = sets_session_config(parse.query);
+  note_statement_effects(parse.name, parse.query);
   if (sets_config) server_->client_changed_settings();
   if (parse.name.empty() || session_mode_) {
     server_->client_sent_parse({}, nullptr, forward());
@@ -728,6 +786,7 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
     return LocalPrepare::Done;
   }
   if (!sql::sql_syntax_ok(parse.query)) return LocalPrepare::No;
+  note_statement_effects(parse.name, parse.query);
   const auto added = statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count,
                                      sets_session_config(parse.query));
   if (added == ClientStatements::AddResult::LimitReached) return LocalPrepare::No;  // handle_parse reports it
@@ -832,14 +891,21 @@ void ClientSession::link_server(ServerConn& server) {
     forward_dest_ = server.stream();
     server.trim_statements(forward());
   }
+  sync_settings_to(server);
+}
+
+// Makes `server` carry this client's settings: another client's reset first, then what differs.
+void ClientSession::sync_settings_to(ServerConn& server) {
+  settings_dirty_ = false;
   std::shared_ptr<const ParamList> settings = params_.shared_entries();
-  const SessionLeftovers leftovers = server.leftovers_for(id_, defaults_fp_);
+  const uint64_t fp = tracker_.fingerprint();
+  const SessionLeftovers leftovers = server.leftovers_for(id_, fp);
   if (!leftovers.any() && server.settings_match(settings))
     return;  // these settings were the last made to match here, and nothing changed since
-  const auto sql = settings_sync_sql(params_, defaults_, defaults_fp_, server.params(), leftovers.settings);
+  const auto sql = settings_sync_sql(params_, tracker_.settings(), fp, server.params(), leftovers.settings);
   if (sql || leftovers.any()) forward_dest_ = server.stream();
-  server.sync_settings(leftovers, sql ? std::string_view(*sql) : std::string_view(), defaults_fp_,
-                       std::move(settings), forward());
+  server.sync_settings(leftovers, sql ? std::string_view(*sql) : std::string_view(), fp, std::move(settings),
+                       forward());
 }
 
 void ClientSession::unlink_server(bool reusable) {
@@ -892,6 +958,8 @@ void ClientSession::on_server_unavailable(const ProxyError& why) {
 void ClientSession::on_server_lost(const ProxyError& why) {
   const std::string_view reason = why.message;
   server_ = nullptr;
+  tracker_.server_lost();
+  refusing_.reset();
   lease_ = Lease::None;
   if (closed() || phase_ == ClientPhase::Failing) return;
   if (replay_possible()) {
@@ -921,9 +989,11 @@ void ClientSession::on_server_lost(const ProxyError& why) {
 void ClientSession::on_ready_for_query(char tx_status) {
   exchange_.tx_status = tx_status;
   last_activity_ = host_.loop().now();  // idle (in a transaction or not) from here
+  tracker_.ready(tx_status);
+  take_tracker_outcome();
   if (server_ == nullptr) return;
   note_request_done(server_->pool().metrics(), tx_status);
-  if (session_mode_) {
+  if (session_mode_ || pinned()) {
     if (draining_ && between_transactions()) close_for_shutdown();  // the server goes back with a reset
     return;
   }

@@ -33,6 +33,7 @@
 #include "proxy/session/client_statements.h"
 #include "proxy/session/local_answers.h"
 #include "proxy/session/session_host.h"
+#include "proxy/session/session_tracker.h"
 
 namespace pgsidecar::proxy {
 
@@ -90,6 +91,8 @@ class ClientSession final : public ServerLessee {
   void terminate(ProxyErrc why);
   void kill();  // KILL db: FATAL now; a server mid-transaction is closed
   ServerConn* server() { return server_; }
+  // Transaction mode: why this client keeps its server between transactions ("" when it does not).
+  std::string pin_reason() const;
   const std::string& user_name() const { return user_name_; }
   const std::string& database_name() const { return database_name_; }
 
@@ -101,6 +104,7 @@ class ClientSession final : public ServerLessee {
     Idle,               // client_idle_timeout: 57P05, closed
     IdleInTransaction,  // idle_in_transaction_timeout: 25P03, closed with its server
     FatalReply,         // a FATAL the client has not read for kFatalLinger: closed anyway
+    PinnedIdle,         // pinned_idle_timeout: 57P05, closed; its server is reset (DISCARD ALL)
   };
   Overdue overdue(std::chrono::steady_clock::time_point now) const;
   void expire(Overdue what);
@@ -121,6 +125,8 @@ class ClientSession final : public ServerLessee {
   void on_server_lost(const ProxyError& why) override;
   void on_ready_for_query(char tx_status) override;
   void on_parameter_status(std::string_view name, std::string_view value) override;
+  void on_statement_done() override { tracker_.statement_done(); }
+  void on_statement_failed() override { tracker_.statement_failed(); }
   void on_statements_reset() override { statements_.clear(); }
   void on_response_started() override;
   void on_copy_in(bool active) override { exchange_.copy_in = active; }
@@ -129,6 +135,7 @@ class ClientSession final : public ServerLessee {
  private:
   bool idle_expired(std::chrono::steady_clock::time_point now) const;                 // client_idle_timeout
   bool idle_in_transaction_expired(std::chrono::steady_clock::time_point now) const;  // idle_in_transaction_timeout
+  bool pinned_idle_expired(std::chrono::steady_clock::time_point now) const;          // pinned_idle_timeout
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   void read(ssize_t nread, const uv_buf_t* buf);
@@ -179,6 +186,16 @@ class ClientSession final : public ServerLessee {
   ProxyError too_many_prepared_bytes(std::string_view name, std::string_view query) const;
   void ensure_statement_on_server(std::string_view name);
   bool sets_session_config(std::string_view sql);
+  // The session effects of a Query's or Parse's text, one entry per statement; empty for none.
+  std::vector<sql::StatementEffects> session_effects(std::string_view sql);
+  void note_query_effects(std::string_view sql);  // "": a Query not read whole
+  void note_statement_effects(std::string_view name, std::string_view sql);
+  // session_state = "refuse": the statement of the head message that would pin the client ("" for none).
+  std::string refused_statement(const protocol::FrameHeader& h, std::span<const std::byte> in);
+  Step refuse_linked(const protocol::FrameHeader& h, std::span<const std::byte> in);
+  void sync_settings_to(ServerConn& server);
+  void take_tracker_outcome();  // after the server's replies: settings to follow, pins to log
+  bool pinned() const { return !session_mode_ && pin_reasons_ != 0; }
   void link_server(ServerConn& server);
   void note_wait_over(PoolShard& pool);                        // client_wait histogram
   void note_request_done(PoolMetrics& metrics, char tx_status);  // query and transaction histograms
@@ -217,7 +234,7 @@ class ClientSession final : public ServerLessee {
   Local answer_locally(std::span<const std::byte> in);  // `in` starts with a request
   bool answer_outside_transaction(sql::LocalStatement kind, bool ping, std::string_view sql, LocalReply& reply);
   bool untracked_state_possible() const;  // state on a server that a local answer would miss
-  bool defaults_has(std::string_view name) const;  // a startup setting, by name
+  bool defaults_has(std::string_view name) const;  // a setting of the client (startup or SET), by name
   bool route_healthy();                   // a read would go to a server that is up now
   Intent deferred_intent(char t, std::span<const std::byte> in, const protocol::FrameHeader& h, Intent first);
   void send_deferred_begin();
@@ -323,8 +340,13 @@ class ClientSession final : public ServerLessee {
   bool write_held_ = false;  // this write waits (or waited) for the primary: counted when it ends
 
   ParamMap params_;            // the settings this client expects (reported ones)
-  ParamList defaults_;         // its non-reported startup settings
-  uint64_t defaults_fp_ = 0;
+  // Its non-reported settings (startup defaults and session SETs) and what pins it to a
+  // server connection, followed from the server's replies.
+  SessionTracker tracker_;
+  bool settings_dirty_ = false;   // a RESET or DISCARD put the server back to its own defaults
+  uint8_t pin_reasons_ = 0;       // as last logged and counted
+  uint64_t followed_fp_ = 0;      // tracker_.fingerprint() when its outcome was last taken
+  std::unique_ptr<ProxyError> refusing_;  // a refused request inside a transaction, skipped up to its end
   ClientStatements statements_;
   // The route transaction_intent found for the Parse that heads the input, and that
   // Parse's text length: handle_parse keeps it with the statement, so its Binds are not

@@ -17,21 +17,27 @@ uint64_t defaults_fingerprint(const ParamList& defaults) {
     mix(k);
     mix(v);
   }
-  return h == 0 ? 1 : h;
+  return h == 0 || h == ~uint64_t{0} ? 1 : h;  // ~0 is ServerConn::kSettingsUnknown
+}
+
+void append_string_literal(std::string& sql, std::string_view text) {
+  // E'' reads backslashes the same way whatever standard_conforming_strings says.
+  sql.append("E'");
+  for (char c : text) {
+    if (c == '\\' || c == '\'') sql.push_back(c);
+    sql.push_back(c);
+  }
+  sql.push_back('\'');
 }
 
 void append_set_statement(std::string& sql, std::string_view name, std::string_view value) {
-  sql.append("SET \"");
-  for (char c : name) {
-    if (c == '"') sql.push_back('"');
-    sql.push_back(c);
-  }
-  sql.append("\" TO '");
-  for (char c : value) {
-    if (c == '\'') sql.push_back('\'');
-    sql.push_back(c);
-  }
-  sql.append("';");
+  // set_config() takes the value as the server stores it (a list such as search_path's
+  // included), where SET would quote a list given as one string into one element.
+  sql.append("SELECT pg_catalog.set_config(");
+  append_string_literal(sql, name);
+  sql.append(", ");
+  append_string_literal(sql, value);
+  sql.append(", false);");
 }
 
 std::optional<std::string> settings_sync_sql(const ParamMap& client_values, const ParamList& client_defaults,

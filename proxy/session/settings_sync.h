@@ -19,7 +19,9 @@ namespace pgsidecar::proxy {
 // Fingerprint of a client's non-reported startup settings; 0 for none.
 uint64_t defaults_fingerprint(const ParamList& defaults);
 
-// `SET name TO 'value';` with the value quoted as a string literal.
+// `text` as an E'' string literal, safe whether standard_conforming_strings is on or off.
+void append_string_literal(std::string& sql, std::string_view text);
+// `SELECT pg_catalog.set_config(name, value, false);`: the session-level SET of `name`.
 void append_set_statement(std::string& sql, std::string_view name, std::string_view value);
 
 // The SQL that makes a server carrying `server_values` match a client, or nothing when it

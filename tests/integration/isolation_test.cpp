@@ -150,6 +150,10 @@ TEST_CASE("a session-level set_config() of one client does not reach the next cl
   const std::string a_backend = backend_of(a);
   REQUIRE_MESSAGE(backend_of(b) == a_backend, "the clients did not share their server");
 
+  // A value written in the text is followed and replayed; one given as a parameter is
+  // known only to the server: it pins its client (docs/pooling.md), whose server nobody
+  // else uses until the client ends, and then it is reset.
+  bool pins = false;
   SUBCASE("in a simple Query") {
     const QueryResult set = a.exec("SELECT set_config('statement_timeout', '4321', false)");
     REQUIRE_MESSAGE(set.ok, set.describe());
@@ -158,24 +162,37 @@ TEST_CASE("a session-level set_config() of one client does not reach the next cl
     const QueryResult set = a.exec("SELECT 1 AS one, pg_catalog.SET_CONFIG('statement_timeout', '4321', FALSE)");
     REQUIRE_MESSAGE(set.ok, set.describe());
   }
-  SUBCASE("in a Parse") {
+  SUBCASE("its value a parameter of a Parse") {
     const QueryResult set = a.exec_params("SELECT set_config('statement_timeout', $1, false)", {"4321"});
     REQUIRE_MESSAGE(set.ok, set.describe());
+    pins = true;
   }
-  SUBCASE("in a named statement run again later") {
+  SUBCASE("its value a parameter of a named statement run again later") {
     const QueryResult prepared = a.prepare("set_timeout", "SELECT set_config('statement_timeout', $1, false)");
     REQUIRE_MESSAGE(prepared.ok, prepared.describe());
     const QueryResult first = a.exec_prepared("set_timeout", {"1234"});
     REQUIRE_MESSAGE(first.ok, first.describe());
-    const QueryResult between = b.exec("SHOW statement_timeout");
-    REQUIRE_MESSAGE(between.ok, between.describe());
-    CHECK(between.value() == "0");
+    CHECK(backend_of(a) == a_backend);
     const QueryResult set = a.exec_prepared("set_timeout", {"4321"});
     REQUIRE_MESSAGE(set.ok, set.describe());
+    pins = true;
   }
   const QueryResult a_sees = a.exec("SHOW statement_timeout");
   REQUIRE_MESSAGE(a_sees.ok, a_sees.describe());
   CHECK(a_sees.value() == "4321ms");
+  if (pins) {
+    // b waits for the only server while a holds it; it gets it when a ends.
+    auto seen_later = std::async(std::launch::async, [&b] {
+      return b.exec("SELECT current_setting('statement_timeout'), pg_backend_pid()");
+    });
+    CHECK(seen_later.wait_for(300ms) == std::future_status::timeout);
+    a = Connection();
+    const QueryResult seen = seen_later.get();
+    REQUIRE_MESSAGE(seen.ok, seen.describe());
+    REQUIRE(seen.value(0, 1) == a_backend);
+    CHECK(seen.value(0, 0) == "0");
+    return;
+  }
 
   const QueryResult seen = b.exec("SELECT current_setting('statement_timeout'), pg_backend_pid()");
   REQUIRE_MESSAGE(seen.ok, seen.describe());
@@ -193,22 +210,26 @@ TEST_CASE("an SQL PREPARE of one client cannot be run by another") {
   check_runs(a, "a_stmt", "a protocol");
   const std::string a_backend = backend_of(a);
 
+  // The PREPARE pins a to its server (docs/pooling.md): b waits for it.
   const QueryResult prepared = a.exec("PREPARE s AS SELECT 'A only'");
   REQUIRE_MESSAGE(prepared.ok, prepared.describe());
+  auto b_first = std::async(std::launch::async, [&b] { return b.exec_prepared("b_stmt", {}); });
   const QueryResult own = a.exec("EXECUTE s");
   REQUIRE_MESSAGE(own.ok, own.describe());
   CHECK(own.value() == "A only");
+  check_runs(a, "a_stmt", "a protocol", 2);
+  CHECK(backend_of(a) == a_backend);
+  CHECK(b_first.wait_for(0ms) == std::future_status::timeout);
 
-  // b's first request on the server after the PREPARE runs its own protocol-level
-  // statement (prepared there in the same write as the reset), twice: the second run
-  // finds it still prepared.
-  check_runs(b, "b_stmt", "b protocol", 2);
+  // a ends: its server, reset, goes to b, whose own statement is prepared there in the
+  // same write as the reset, and runs twice.
+  a = Connection();
+  const QueryResult b_ran = b_first.get();
+  CHECK_MESSAGE(b_ran.ok, b_ran.describe());
+  if (b_ran.ok) CHECK(b_ran.value() == "b protocol");
+  check_runs(b, "b_stmt", "b protocol");
   check_unknown_statement(b.exec("EXECUTE s"));
   REQUIRE(backend_of(b) == a_backend);
-
-  // a's protocol-level statement, dropped from the server with the PREPARE, is prepared
-  // there again when a next runs it.
-  check_runs(a, "a_stmt", "a protocol", 2);
 }
 
 TEST_CASE("a prepared statement of one client is never run by another that did not prepare it") {
@@ -401,14 +422,16 @@ TEST_CASE("a notification reaches only the client that listened") {
   const QueryResult listened = a.exec("LISTEN " + channel);
   REQUIRE_MESSAGE(listened.ok, listened.describe());
 
-  // The server sends the notification at once (its client is idle); the relay holds it,
-  // so that it reaches pgsidecar after b's first request has gone out on that server.
+  // The server sends the notification at once (its client is idle); the relay holds it.
+  // Then a ends: the LISTEN pinned it to the server (docs/pooling.md), which goes back to
+  // the pool reset, and the notification reaches pgsidecar after b asked for that server.
   relay.stall_replies();
   const FaultRelayStats before = relay.stats();
   Connection notifier = connect_ok(cluster.superuser_conninfo(cluster.primary_port(), cluster.database()));
   const QueryResult notified = notifier.exec("NOTIFY " + channel + ", 'for a only'");
   REQUIRE_MESSAGE(notified.ok, notified.describe());
   REQUIRE(eventually([&] { return relay.stats().held_bytes > before.held_bytes; }));
+  a = Connection();
   auto b_reply = std::async(std::launch::async, [&b] { return b.exec("SELECT pg_backend_pid()"); });
   std::this_thread::sleep_for(300ms);  // b's request on its way (if not, the server is idle: dropped too)
   relay.pass();
@@ -419,7 +442,6 @@ TEST_CASE("a notification reaches only the client that listened") {
   PGnotify* leaked = PQnotifies(b.raw());
   CHECK_MESSAGE(leaked == nullptr, "b received the notification of a's channel ", channel);
   if (leaked != nullptr) PQfreemem(leaked);
-  CHECK(backend_of(a) == a_backend);
 }
 
 TEST_CASE("a cancel reaches only the lease it was aimed at") {

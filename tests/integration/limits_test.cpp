@@ -63,32 +63,6 @@ class ReadyCounter {
   std::size_t ready_ = 0;
 };
 
-// GET /metrics from the proxy's HTTP port: the value of the sample line `name` (no labels).
-uint64_t metric_value(int port, std::string_view name) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-  REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
-  std::string response;
-  char buf[8192];
-  for (;;) {
-    pollfd p{fd, POLLIN, 0};
-    if (poll(&p, 1, 10000) <= 0) break;
-    const ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    response.append(buf, static_cast<std::size_t>(n));
-  }
-  close(fd);
-  const std::string prefix = "\n" + std::string(name) + " ";
-  const auto at = response.find(prefix);
-  REQUIRE_MESSAGE(at != std::string::npos, "no ", name, " in /metrics:\n", response);
-  return std::stoull(response.substr(at + prefix.size()));
-}
 
 // A statement over the classifier cache's 16 KB that only the parser can classify (a
 // subquery): a read.

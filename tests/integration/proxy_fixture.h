@@ -701,4 +701,39 @@ inline int count_backends_running(Connection& monitor, const std::string& marker
   return std::stoi(r.value());
 }
 
+// GET /metrics from the proxy's HTTP port ([http] port = @HTTP_PORT@): the whole text.
+inline std::string metrics_text(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buf[8192];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) break;
+    const ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    response.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return response;
+}
+
+// The value of the sample `series` (a name, with its labels if it has any:
+// `pgsidecar_client_pins_total{reason="LISTEN"}`); `absent` when there is no such line.
+inline uint64_t metric_value(int port, std::string_view series, std::optional<uint64_t> absent = std::nullopt) {
+  const std::string response = metrics_text(port);
+  const std::string prefix = "\n" + std::string(series) + " ";
+  const auto at = response.find(prefix);
+  if (at == std::string::npos && absent) return *absent;
+  REQUIRE_MESSAGE(at != std::string::npos, "no ", series, " in /metrics:\n", response);
+  return std::stoull(response.substr(at + prefix.size()));
+}
+
 }  // namespace pgsidecar::testing

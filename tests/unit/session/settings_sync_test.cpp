@@ -44,29 +44,27 @@ constexpr uint64_t kNoDefaults = 0;
 
 // ---- append_set_statement ------------------------------------------------------------
 
-TEST_CASE("append_set_statement writes the name as a quoted identifier and the value as a literal") {
-  CHECK(set_statement("application_name", "psql") == "SET \"application_name\" TO 'psql';");
-  CHECK(set_statement("DateStyle", "ISO, MDY") == "SET \"DateStyle\" TO 'ISO, MDY';");
-  CHECK(set_statement("search_path", "") == "SET \"search_path\" TO '';");
+TEST_CASE("append_set_statement calls set_config with the name and value as E'' literals") {
+  CHECK(set_statement("application_name", "psql") == "SELECT pg_catalog.set_config(E'application_name', E'psql', false);");
+  CHECK(set_statement("DateStyle", "ISO, MDY") == "SELECT pg_catalog.set_config(E'DateStyle', E'ISO, MDY', false);");
+  CHECK(set_statement("search_path", "") == "SELECT pg_catalog.set_config(E'search_path', E'', false);");
 
   std::string sql = "RESET ALL;";
   append_set_statement(sql, "TimeZone", "UTC");
-  CHECK(sql == "RESET ALL;SET \"TimeZone\" TO 'UTC';");  // appended, not replaced
+  CHECK(sql == "RESET ALL;SELECT pg_catalog.set_config(E'TimeZone', E'UTC', false);");  // appended, not replaced
 }
 
-TEST_CASE("append_set_statement doubles quotes in values and names") {
-  CHECK(set_statement("application_name", "it's") == "SET \"application_name\" TO 'it''s';");
-  CHECK(set_statement("application_name", "''") == "SET \"application_name\" TO '''''';");
-  CHECK(set_statement("search_path", "\"$user\", public") == "SET \"search_path\" TO '\"$user\", public';");
-  CHECK(set_statement("my.\"odd\"", "x") == "SET \"my.\"\"odd\"\"\" TO 'x';");
+TEST_CASE("append_set_statement doubles quotes and backslashes, whatever standard_conforming_strings is") {
+  CHECK(set_statement("application_name", "it's") == "SELECT pg_catalog.set_config(E'application_name', E'it''s', false);");
+  CHECK(set_statement("search_path", "\"$user\", public") ==
+        "SELECT pg_catalog.set_config(E'search_path', E'\"$user\", public', false);");
+  CHECK(set_statement("my.\"odd\"", "x") == "SELECT pg_catalog.set_config(E'my.\"odd\"', E'x', false);");
   // A value cannot end the statement early: the quote is doubled, the rest stays inside.
   CHECK(set_statement("application_name", "x'; DROP TABLE t; --") ==
-        "SET \"application_name\" TO 'x''; DROP TABLE t; --';");
-}
-
-TEST_CASE("append_set_statement keeps backslashes as they are, for standard_conforming_strings = on") {
-  CHECK(set_statement("application_name", "C:\\temp\\") == "SET \"application_name\" TO 'C:\\temp\\';");
-  CHECK(set_statement("application_name", "\\'") == "SET \"application_name\" TO '\\''';");
+        "SELECT pg_catalog.set_config(E'application_name', E'x''; DROP TABLE t; --', false);");
+  CHECK(set_statement("application_name", "C:\\temp\\") ==
+        "SELECT pg_catalog.set_config(E'application_name', E'C:\\\\temp\\\\', false);");
+  CHECK(set_statement("application_name", "\\'") == "SELECT pg_catalog.set_config(E'application_name', E'\\\\''', false);");
 }
 
 // ---- settings_sync_sql ---------------------------------------------------------------
@@ -92,7 +90,7 @@ TEST_CASE("settings_sync_sql sets the reported values that differ, in the client
   CHECK(server.set("DateStyle", "SQL, DMY"));
   const auto sql = settings_sync_sql(client, {}, kNoDefaults, server, false);
   REQUIRE(sql.has_value());
-  CHECK(*sql == "SET \"DateStyle\" TO 'ISO, MDY';SET \"TimeZone\" TO 'UTC';");
+  CHECK(*sql == "SELECT pg_catalog.set_config(E'DateStyle', E'ISO, MDY', false);SELECT pg_catalog.set_config(E'TimeZone', E'UTC', false);");
 }
 
 TEST_CASE("settings_sync_sql quotes a changed value") {
@@ -100,7 +98,7 @@ TEST_CASE("settings_sync_sql quotes a changed value") {
   CHECK(client.set("application_name", "O'Brien \\ report"));
   const auto sql = settings_sync_sql(client, {}, kNoDefaults, login_values(), false);
   REQUIRE(sql.has_value());
-  CHECK(*sql == "SET \"application_name\" TO 'O''Brien \\ report';");
+  CHECK(*sql == "SELECT pg_catalog.set_config(E'application_name', E'O''Brien \\\\ report', false);");
 }
 
 TEST_CASE("settings_sync_sql sets a reported value the server has not reported") {
@@ -108,7 +106,7 @@ TEST_CASE("settings_sync_sql sets a reported value the server has not reported")
   const ParamMap server = params({{"client_encoding", "UTF8"}});
   const auto sql = settings_sync_sql(client, {}, kNoDefaults, server, false);
   REQUIRE(sql.has_value());
-  CHECK(*sql == "SET \"IntervalStyle\" TO 'iso_8601';");
+  CHECK(*sql == "SELECT pg_catalog.set_config(E'IntervalStyle', E'iso_8601', false);");
 }
 
 TEST_CASE("settings_sync_sql leaves settings alone that PostgreSQL does not report or a client cannot set") {
@@ -131,10 +129,10 @@ TEST_CASE("after_reset gives the client's defaults, then every reported value") 
   const auto sql = settings_sync_sql(client, defaults, defaults_fingerprint(defaults), server, true);
   REQUIRE(sql.has_value());
   CHECK(*sql ==
-        "SET \"statement_timeout\" TO '5s';"
-        "SET \"search_path\" TO '\"$user\", public';"
-        "SET \"client_encoding\" TO 'UTF8';"
-        "SET \"TimeZone\" TO 'UTC';");
+        "SELECT pg_catalog.set_config(E'statement_timeout', E'5s', false);"
+        "SELECT pg_catalog.set_config(E'search_path', E'\"$user\", public', false);"
+        "SELECT pg_catalog.set_config(E'client_encoding', E'UTF8', false);"
+        "SELECT pg_catalog.set_config(E'TimeZone', E'UTC', false);");
 }
 
 TEST_CASE("after_reset a client with no settings at all has nothing to set (the reset is the server's)") {
@@ -152,7 +150,7 @@ TEST_CASE("client defaults are applied when the server carries another client's 
   REQUIRE(defaults_fingerprint(other_defaults) != client_fp);
   const auto sql = settings_sync_sql(client, defaults, client_fp, server, true);
   REQUIRE(sql.has_value());
-  CHECK(sql->starts_with("SET \"statement_timeout\" TO '5s';SET \"lock_timeout\" TO '1s';"));
+  CHECK(sql->starts_with("SELECT pg_catalog.set_config(E'statement_timeout', E'5s', false);SELECT pg_catalog.set_config(E'lock_timeout', E'1s', false);"));
 
   // A server that already carries this client's defaults: nothing to repeat.
   CHECK_FALSE(settings_sync_sql(client, defaults, client_fp, server, false).has_value());
