@@ -59,15 +59,20 @@ void check_refused(Cluster& cluster, const std::string& url, std::string_view re
   CHECK_MESSAGE(error.find(reason) != std::string::npos, error);
 }
 
+// A proxy whose "tls" entry reaches the TLS server with verify-full, and a client of it.
+Connection connect_verify_full(Cluster& cluster, ProxyProcess& proxy) {
+  cluster.start_tls();
+  start_proxy(proxy, cluster,
+              tls_entry(tls_url(cluster, "localhost", "sslmode=verify-full&sslrootcert=" + cluster.tls_file("ca.crt"))));
+  return connect_ok(app_conninfo(proxy, cluster, "tls"));
+}
+
 }  // namespace
 
 TEST_CASE("sslmode=verify-full: server connections run over TLS, as pg_stat_ssl shows") {
   Cluster& cluster = Cluster::shared();
-  cluster.start_tls();
   ProxyProcess proxy;
-  start_proxy(proxy, cluster,
-              tls_entry(tls_url(cluster, "localhost", "sslmode=verify-full&sslrootcert=" + cluster.tls_file("ca.crt"))));
-  Connection c = connect_ok(app_conninfo(proxy, cluster, "tls"));
+  Connection c = connect_verify_full(cluster, proxy);
   const QueryResult r = c.exec("SELECT ssl, version FROM pg_stat_ssl WHERE pid = pg_backend_pid()");
   REQUIRE_MESSAGE(r.ok, r.describe());
   CHECK(r.value(0, 0) == "t");
@@ -168,11 +173,8 @@ TEST_CASE("a client certificate logs into the server; a login without authentica
 
 TEST_CASE("a cancel request reaches a server over TLS") {
   Cluster& cluster = Cluster::shared();
-  cluster.start_tls();
   ProxyProcess proxy;
-  start_proxy(proxy, cluster,
-              tls_entry(tls_url(cluster, "localhost", "sslmode=verify-full&sslrootcert=" + cluster.tls_file("ca.crt"))));
-  Connection c = connect_ok(app_conninfo(proxy, cluster, "tls"));
+  Connection c = connect_verify_full(cluster, proxy);
   std::thread canceller([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
     PGcancel* cancel = PQgetCancel(c.raw());

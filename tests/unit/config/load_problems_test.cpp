@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "config/load.h"
+#include "tests/unit/config/minimal_config.h"
 
 using namespace pgsidecar::config;
 
@@ -19,15 +20,7 @@ struct Expected {
 
 // Valid [[users]] and [[databases]] sections, appended after the text under test so that
 // its line numbers are the ones written in each test.
-constexpr const char* kValidTail = R"toml(
-[[users]]
-name = "app"
-password = "secret"
-
-[[databases]]
-name = "app"
-primary = "postgres://db:5432/app"
-)toml";
+constexpr const char* kValidTail = pgsidecar::config::testing::kMinimalConfig;
 
 LoadResult load(const std::string& text, const EnvLookup& env = fixed_env({})) {
   return load_string(text, "test.toml", env);

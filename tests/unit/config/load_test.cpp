@@ -4,6 +4,7 @@
 #include <string>
 
 #include "config/load.h"
+#include "tests/unit/config/minimal_config.h"
 
 using namespace pgsidecar::config;
 using namespace std::chrono_literals;
@@ -27,15 +28,7 @@ std::shared_ptr<const Config> load_ok(const std::string& text, const EnvLookup& 
   return r.config;
 }
 
-constexpr const char* kMinimal = R"toml(
-[[users]]
-name = "app"
-password = "secret"
-
-[[databases]]
-name = "app"
-primary = "postgres://db:5432/app"
-)toml";
+constexpr const char* kMinimal = pgsidecar::config::testing::kMinimalConfig;
 
 }  // namespace
 

@@ -4,20 +4,13 @@
 #include <string>
 
 #include "config/load.h"
+#include "tests/unit/config/minimal_config.h"
 
 using namespace pgsidecar::config;
 
 namespace {
 
-constexpr const char* kBase = R"toml(
-[[users]]
-name = "app"
-password = "secret"
-
-[[databases]]
-name = "app"
-primary = "postgres://db:5432/app"
-)toml";
+constexpr const char* kBase = pgsidecar::config::testing::kMinimalConfig;
 
 LoadResult load(const std::string& extra) {
   return load_string(std::string(kBase) + extra, "test.toml", fixed_env({}));
