@@ -318,6 +318,10 @@ Verdict classify_set(object body, Classification& out) {
     if (kind == "VAR_SET_VALUE") set_default_read_only(out, single_value_as_bool(body));
     if (kind == "VAR_SET_DEFAULT" || kind == "VAR_RESET") reset_default_read_only(out);
   }
+  if (!bool_field(body, "is_local")) {
+    if (kind == "VAR_SET_VALUE" || kind == "VAR_SET_DEFAULT") out.local = LocalStatement::Set;
+    if (kind == "VAR_RESET") out.local = LocalStatement::Reset;
+  }
   return write(kind == "VAR_RESET" ? "RESET" : "SET");
 }
 

@@ -33,6 +33,8 @@ enum class LocalStatement : uint8_t {
   DeallocateAll,     // DEALLOCATE [PREPARE] ALL
   UnlistenAll,       // UNLISTEN *
   CloseAll,          // CLOSE ALL
+  Set,               // SET name = value, SET name TO DEFAULT (not LOCAL)
+  Reset,             // RESET name
 };
 
 struct Classification {

@@ -6,6 +6,8 @@
 //   or ROLLBACK straight after it never reaches a server.
 // - COMMIT/ROLLBACK outside a transaction, DISCARD ALL, RESET ALL, DEALLOCATE ALL,
 //   UNLISTEN *, CLOSE ALL: answered as PostgreSQL would, their effect made on the books.
+// - A session SET / RESET of an unreported setting to a value the pool's servers accepted
+//   before: answered with its tag, the setting sent with the next statement.
 // - With answer_pings, the empty query and SELECT 1 while the route's server is up.
 #include <algorithm>
 #include <utility>
@@ -46,13 +48,15 @@ ClientSession::Local ClientSession::answer_locally(std::span<const std::byte> in
       pending_error_ = std::make_unique<ProxyError>(make_error(ProxyErrc::InFailedTransaction));
       return Local::Refused;
   }
-  const LocalStatement kind = may_be_local(request.sql) && request.sql.find('\0') == std::string_view::npos
-                                  ? host_.resources().classifier.classify(request.sql).local
-                                  : LocalStatement::None;
+  const sql::Classification* c = may_be_local(request.sql) && request.sql.find('\0') == std::string_view::npos
+                                     ? &host_.resources().classifier.classify(request.sql)
+                                     : nullptr;
+  const LocalStatement kind = c != nullptr ? c->local : LocalStatement::None;
   LocalReply reply;
   switch (deferred_.phase) {
     case Phase::None:
-      if (!answer_outside_transaction(kind, kind == LocalStatement::None && is_ping(request.sql), request.sql, reply))
+      if (!answer_outside_transaction(kind, kind == LocalStatement::None && is_ping(request.sql), request.sql, c,
+                                      reply))
         return Local::No;
       break;
     case Phase::Held:
@@ -83,7 +87,7 @@ ClientSession::Local ClientSession::answer_locally(std::span<const std::byte> in
 
 // Status 'I', no server held: whether `kind` is answered here, and with what.
 bool ClientSession::answer_outside_transaction(LocalStatement kind, bool ping, std::string_view sql,
-                                               LocalReply& reply) {
+                                               const sql::Classification* c, LocalReply& reply) {
   const config::PoolSettings& pool = database_->pool;
   reply.command_tag = local_command_tag(kind);
   switch (kind) {
@@ -114,6 +118,9 @@ bool ClientSession::answer_outside_transaction(LocalStatement kind, bool ping, s
     case LocalStatement::UnlistenAll:
     case LocalStatement::CloseAll:
       return !untracked_state_possible();
+    case LocalStatement::Set:
+    case LocalStatement::Reset:
+      return c != nullptr && set_answered_here(*c);
     case LocalStatement::Empty:
       if (!pool.answer_pings || !route_healthy()) return false;
       reply.command_tag = {};
@@ -124,6 +131,23 @@ bool ClientSession::answer_outside_transaction(LocalStatement kind, bool ping, s
       return true;
   }
   return false;
+}
+
+// A session SET (SET name TO DEFAULT, RESET name) of a setting PostgreSQL does not report:
+// its whole answer is the tag. Answered here when this pool's servers accepted that value
+// (or, for a default, that name) before; it goes to the books and travels with the next
+// statement (settings_sync). Reported settings, whose canonical value the server reports
+// back, and roles, which the server checks, always go to a server.
+bool ClientSession::set_answered_here(const sql::Classification& c) {
+  if (accepted_settings_ == nullptr || c.session_effects.size() != 1 || c.session_effects[0].size() != 1) return false;
+  const sql::SessionEffect& e = c.session_effects[0][0];
+  if (e.kind != sql::EffectKind::Set && e.kind != sql::EffectKind::Reset) return false;
+  if (is_tracked_parameter(e.name) || e.name == "role" || e.name == "session_authorization") return false;
+  if (e.kind == sql::EffectKind::Set ? !accepted_settings_->accepts(e.name, e.value) : !accepted_settings_->knows(e.name))
+    return false;
+  tracker_.answered_here(e);
+  take_tracker_outcome();
+  return true;
 }
 
 // Session state the books do not follow (a SET of an unreported setting, LISTEN, an SQL

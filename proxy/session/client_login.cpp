@@ -277,6 +277,7 @@ void ClientSession::authentication_succeeded() {
   }
   session_mode_ = database_->pool.mode == config::PoolMode::Session;
   db_counters_ = &host_.resources().counters.databases[database_->name];
+  accepted_settings_ = &host_.resources().accepted_settings[database_->name + '\0' + user_name_];
   statements_ = ClientStatements(static_cast<std::size_t>(database_->pool.max_prepared_statements),
                                  static_cast<std::size_t>(database_->pool.max_prepared_bytes_per_client));
   take_startup_settings();

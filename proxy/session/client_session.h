@@ -232,7 +232,9 @@ class ClientSession final : public ServerLessee {
   // client_local.cpp: requests answered without a server (docs/pooling.md, "Round trips saved")
   enum class Local { No, Answered, Wait, Refused };
   Local answer_locally(std::span<const std::byte> in);  // `in` starts with a request
-  bool answer_outside_transaction(sql::LocalStatement kind, bool ping, std::string_view sql, LocalReply& reply);
+  bool answer_outside_transaction(sql::LocalStatement kind, bool ping, std::string_view sql,
+                                  const sql::Classification* c, LocalReply& reply);
+  bool set_answered_here(const sql::Classification& c);  // a session SET of a value known good
   bool untracked_state_possible() const;  // state on a server that a local answer would miss
   bool defaults_has(std::string_view name) const;  // a setting of the client (startup or SET), by name
   bool route_healthy();                   // a read would go to a server that is up now
@@ -337,6 +339,7 @@ class ClientSession final : public ServerLessee {
     uint64_t transaction_started = 0;  // first message of a transaction forwarded
   } timing_;
   DatabaseCounters* db_counters_ = nullptr;  // this worker's counters for database_
+  AcceptedSettings* accepted_settings_ = nullptr;  // this worker's, for the client's pool
   bool write_held_ = false;  // this write waits (or waited) for the primary: counted when it ends
 
   ParamMap params_;            // the settings this client expects (reported ones)

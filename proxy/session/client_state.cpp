@@ -111,6 +111,9 @@ void ClientSession::take_tracker_outcome() {
   const uint64_t fp = tracker_.fingerprint();
   if (o.settings_changed && server_ != nullptr && server_->defaults_fp() == followed_fp_) server_->settings_now(fp);
   followed_fp_ = fp;
+  // Every setting in the books was accepted by a server (or answered here as one had).
+  if (o.settings_changed && accepted_settings_ != nullptr)
+    for (const auto& [k, v] : tracker_.settings()) accepted_settings_->learn(k, v);
   if (o.resync) {
     if (server_ != nullptr) server_->settings_now(ServerConn::kSettingsUnknown);
     settings_dirty_ = true;

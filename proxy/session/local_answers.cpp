@@ -143,8 +143,8 @@ PeekLocal peek_local_request(std::span<const std::byte> in, const ClientStatemen
 }
 
 bool may_be_local(std::string_view sql) {
-  static constexpr std::array<std::string_view, 11> kFirstWords = {
-      "begin", "start", "commit", "end", "rollback", "abort", "discard", "reset", "deallocate", "unlisten", "close"};
+  static constexpr std::array<std::string_view, 12> kFirstWords = {
+      "begin", "start", "commit", "end", "rollback", "abort", "discard", "reset", "deallocate", "unlisten", "close", "set"};
   // These statements are short; a long text (classified once elsewhere, and perhaps not
   // cached) is not worth parsing again for them.
   if (sql.size() > kLocalSqlMaxBytes) return false;
@@ -175,6 +175,8 @@ std::string_view local_command_tag(sql::LocalStatement s) {
     case LocalStatement::DeallocateAll: return "DEALLOCATE ALL";
     case LocalStatement::UnlistenAll: return "UNLISTEN";
     case LocalStatement::CloseAll: return "CLOSE CURSOR ALL";
+    case LocalStatement::Set: return "SET";
+    case LocalStatement::Reset: return "RESET";
     case LocalStatement::Empty:
     case LocalStatement::None: break;
   }

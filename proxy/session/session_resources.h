@@ -15,6 +15,7 @@
 #include "protocol/scram.h"
 #include "proxy/pooling/parameters.h"
 #include "proxy/pooling/pool_metrics.h"
+#include "proxy/session/accepted_settings.h"
 #include "sql/classify_cache.h"
 
 namespace pgsidecar::proxy {
@@ -50,6 +51,8 @@ struct SessionResources {
   SessionCounters counters;
   sql::ClassificationCache classifier;
   Credentials credentials;
+  // Per pool: its database's name, a NUL, the user's name.
+  std::map<std::string, AcceptedSettings, std::less<>> accepted_settings;
 };
 
 }  // namespace pgsidecar::proxy

@@ -62,6 +62,9 @@ class SessionTracker {
   const ParamList& settings() const { return settings_; }
   uint64_t fingerprint() const { return fingerprint_; }
   const Pins& pins() const { return pins_; }
+  // A session SET or RESET answered without a server, outside a transaction: it counts
+  // at once, and the client's next server is made to carry it.
+  void answered_here(const sql::SessionEffect& e) { commit(e); }
   uint8_t pin_reasons() const { return pins_.reasons(); }
 
   // Sent to the server. `effects` are one statement's (an Execute's portal, or one

@@ -267,6 +267,62 @@ TEST_CASE("settings and prepared statements re-created on another server travel 
   REQUIRE(b.exec("COMMIT").ok);
 }
 
+TEST_CASE("a session SET of a value the pool's servers accepted before is answered without a server and travels with the next statement") {
+  Cluster& cluster = Cluster::shared();
+  ProxyConfig config = round_trip_config(cluster, "");
+  config.workers = 1;  // one pool, so what one client's SET taught applies to the others
+  ProxyProcess proxy;
+  start_proxy(proxy, cluster, config);
+  Connection admin = connect_ok(app_conninfo(proxy, cluster, "pgsidecar"));
+  Connection a = connect_ok(app_conninfo(proxy, cluster));
+  Connection b = connect_ok(app_conninfo(proxy, cluster));
+  Connection direct = connect_ok(cluster.primary_conninfo());
+  REQUIRE(b.exec("SELECT 1").ok);
+
+  // A value never seen goes to a server: a bad one fails on its SET, as it does directly.
+  long long before = server_writes(admin);
+  const QueryResult bad = b.exec("SET statement_timeout = 'soon'");
+  CHECK(bad.sqlstate == "22023");
+  CHECK(server_writes(admin) - before == 1);
+  CHECK(raw_exchange(b, query("SET statement_timeout = 'soon'")) ==
+        raw_exchange(direct, query("SET statement_timeout = 'soon'")));
+
+  before = server_writes(admin);
+  REQUIRE(a.exec("SET statement_timeout = '7s'").ok);
+  REQUIRE(a.exec("SET work_mem = '5MB'").ok);
+  CHECK(server_writes(admin) - before == 2);
+
+  // The same values from another client: answered here, byte for byte as PostgreSQL
+  // answers them (simple and extended), no write to a server.
+  before = server_writes(admin);
+  CHECK(raw_exchange(b, query("SET statement_timeout = '7s'")) == raw_exchange(direct, query("SET statement_timeout = '7s'")));
+  CHECK(raw_exchange(b, extended("SET work_mem = '5MB'")) == raw_exchange(direct, extended("SET work_mem = '5MB'")));
+  CHECK(raw_exchange(b, query("SET statement_timeout TO DEFAULT")) ==
+        raw_exchange(direct, query("SET statement_timeout TO DEFAULT")));
+  CHECK(raw_exchange(b, query("RESET work_mem")) == raw_exchange(direct, query("RESET work_mem")));
+  CHECK(raw_exchange(b, query("SET statement_timeout = '7s'")) == raw_exchange(direct, query("SET statement_timeout = '7s'")));
+  CHECK(server_writes(admin) - before == 0);
+
+  // They hold on the next statement, sent in the same write.
+  before = server_writes(admin);
+  const QueryResult shown = b.exec("SELECT current_setting('statement_timeout'), current_setting('work_mem')");
+  REQUIRE_MESSAGE(shown.ok, shown.describe());
+  CHECK(shown.rows.at(0).at(0) == "7s");
+  CHECK(shown.rows.at(0).at(1) == direct.exec("SHOW work_mem").value());
+  CHECK(server_writes(admin) - before == 1);
+  // A client that did not set them never sees them.
+  Connection c = connect_ok(app_conninfo(proxy, cluster));
+  CHECK(c.exec("SHOW statement_timeout").value() == "0");
+
+  // Reported settings (the server reports their canonical value back) and roles still go
+  // to a server, every time.
+  for (const char* sql : {"SET application_name = 'rt'", "SET application_name = 'rt'", "SET ROLE NONE", "SET ROLE NONE"}) {
+    before = server_writes(admin);
+    REQUIRE(b.exec(sql).ok);
+    CHECK_MESSAGE(server_writes(admin) - before == 1, sql);
+  }
+}
+
 TEST_CASE("with BEGIN deferred, now() is the time of the transaction's first statement") {
   Cluster& cluster = Cluster::shared();
   for (const bool defer : {true, false}) {
