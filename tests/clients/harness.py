@@ -13,6 +13,11 @@ during the test, or did not exit 0 on SIGTERM, fails the test.
 
 Tests are plain scripts: run_modes(body) runs body(mode) for the pool mode(s) named on
 the command line (default: both) and exits non-zero on the first failure.
+
+The session-state tests (test_session_state_*.py, docs/pooling.md) share the rest: Churn
+(psycopg2 clients keeping a small pool busy), pinned_reasons (SHOW CLIENTS),
+run_session_state (which proxy each policy gets) and, for the Python libraries, the
+states themselves (check_states over a Library adapter).
 """
 
 import ctypes
@@ -417,3 +422,208 @@ def run_child(cmd, env, timeout, what):
             raise TestFailure(f"{cmd[0]} not found: run scripts/install-deps.sh") from e
         raise
     expect(result.returncode == 0, f"{what} failed with exit status {result.returncode}")
+
+
+# --- session state kept, pinned or refused (docs/pooling.md) ----------------------------
+
+CHURNERS = 40        # clients churning the pool while one client keeps session state
+STATE_USES = 30      # transactions each state is used over
+STATE_POOL_SIZE = 4  # smaller than the churners: a client not pinned changes servers
+
+
+def _psycopg2_connect(dsn):
+    import psycopg2  # Debian's python3-psycopg2; only the tests that churn need it
+    conn = psycopg2.connect(dsn, connect_timeout=10)
+    conn.autocommit = True
+    return conn
+
+
+class Churn:
+    """CHURNERS clients running short transactions until the block ends."""
+
+    def __init__(self, dsn):
+        self.stop = threading.Event()
+        self.errors = []
+        self.threads = [threading.Thread(target=self.run, args=(dsn,)) for _ in range(CHURNERS)]
+
+    def run(self, dsn):
+        try:
+            conn = _psycopg2_connect(dsn)
+            while not self.stop.is_set():
+                with conn.cursor() as cur:
+                    cur.execute("BEGIN; SELECT pg_sleep(0.002); COMMIT")
+            conn.close()
+        except Exception as e:  # reported by __exit__
+            self.errors.append(repr(e))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+        expect(not self.errors, f"churning clients failed: {self.errors[:3]}")
+
+
+def admin_dsn(proxy):
+    c = proxy.cluster
+    return libpq_url("127.0.0.1", proxy.port, c.user, c.password, "pgsidecar")
+
+
+def pinned_reasons(admin):
+    """SHOW CLIENTS' pinned column, its non-empty values (admin: a DB-API connection to
+    the admin console)."""
+    with admin.cursor() as cur:
+        cur.execute("SHOW CLIENTS")
+        column = [d[0] for d in cur.description].index("pinned")
+        return [row[column] for row in cur.fetchall() if row[column]]
+
+
+# The pin proxy lets the test's user read SHOW CLIENTS; a pinned client waits in the queue
+# behind CHURNERS others for its first server.
+PIN_TOML = 'query_wait_timeout = "30s"\n\n[admin]\nusers = ["app"]'
+REFUSE_TOML = 'session_state = "refuse"'
+
+
+def run_session_state(mode, pin, refuse, reset):
+    """The policies: in transaction mode pin(proxy) while Churn keeps the pool busy, then
+    refuse(proxy) under session_state = "refuse", reset(proxy) after each; session mode
+    (each client keeps its server) has only reset(proxy) to check."""
+    if mode == "session":
+        with Proxy(mode=mode, pool_size=STATE_POOL_SIZE) as proxy:
+            reset(proxy)
+            proxy.expect_alive()
+        return
+    with Proxy(mode=mode, pool_size=STATE_POOL_SIZE, extra_toml=PIN_TOML) as proxy, Churn(proxy.dsn):
+        pin(proxy)
+        reset(proxy)
+        proxy.expect_alive()
+    with Proxy(mode=mode, pool_size=STATE_POOL_SIZE, extra_toml=REFUSE_TOML) as proxy:
+        refuse(proxy)
+        reset(proxy)
+        proxy.expect_alive()
+
+
+# Each state: (name, make, use, the answer to use i, what an observer client runs and gets,
+# release, pins), statements as (sql, params) with %s placeholders: psycopg2 fills them in on the client,
+# psycopg 3 binds them on the server (Parse/Bind). The LISTEN state's observer notifies
+# (what it gets is not compared).
+STARTUP_TIMEOUT = "4321ms"
+SESSION_STATES = [
+    ("session SET", ("SET statement_timeout = '4321ms'", ()), ("SELECT current_setting(%s)", ("statement_timeout",)),
+     lambda i: STARTUP_TIMEOUT, (("SHOW statement_timeout", ()), "0"), ("RESET statement_timeout", ()), False),
+    ("temp table", ("CREATE TEMP TABLE ss_t AS SELECT 1 AS v", ()), ("SELECT count(*) FROM ss_t WHERE v = %s", (1,)),
+     lambda i: 1, (("SELECT count(*) FROM ss_t", ()), "42P01"), ("DISCARD TEMP", ()), True),
+    ("advisory lock", ("SELECT pg_advisory_lock(%s)", (4242,)), ("SELECT %s::int", (1,)),
+     lambda i: 1, (("SELECT pg_try_advisory_xact_lock(%s)", (4242,)), False), ("SELECT pg_advisory_unlock(%s)", (4242,)), True),
+    ("LISTEN", ("LISTEN ss_ch", ()), ("SELECT %s::int", (1,)),
+     lambda i: 1, (("SELECT pg_notify(%s, %s)", ("ss_ch", "{i}")), None), ("UNLISTEN *", ()), True),
+    ("SQL PREPARE", ("PREPARE ss_p AS SELECT 7", ()), ("EXECUTE ss_p", ()),
+     lambda i: 7, (("EXECUTE ss_p", ()), "26000"), ("DEALLOCATE ss_p", ()), True),
+    ("WITH HOLD cursor", ("DECLARE ss_c CURSOR WITH HOLD FOR SELECT g FROM generate_series(1, %s) g", (100,)),
+     ("FETCH 1 FROM ss_c", ()), lambda i: i + 1, (("FETCH 1 FROM ss_c", ()), "34000"), ("CLOSE ss_c", ()), True),
+]
+
+
+class Library:
+    """What check_states needs of a Python client library; the tests subclass it.
+    run returns the first column of the first row (None without rows), or raises;
+    sqlstate returns the SQLSTATE of the error a statement raised, None without one;
+    notifications returns the payloads received since the last call."""
+
+    def connect(self, dsn, options=None):
+        raise NotImplementedError
+
+    def run(self, conn, sql, params=()):
+        raise NotImplementedError
+
+    def sqlstate(self, conn, sql, params=()):
+        raise NotImplementedError
+
+    def notifications(self, conn):
+        raise NotImplementedError
+
+
+def _wait_notification(lib, conn, payload):
+    deadline = time.monotonic() + 10
+    received = []
+    while time.monotonic() < deadline:
+        received += lib.notifications(conn)
+        if payload in received:
+            return
+        lib.run(conn, "SELECT %s::int", (1,))  # a round trip reads what arrived
+        time.sleep(0.01)
+    raise TestFailure(f"LISTEN: notification {payload!r} never arrived (received {received})")
+
+
+def check_states(lib, proxy):
+    """session_state = "pin": each state made, used over STATE_USES transactions while
+    the pool churns, never seen by an observer, and released by its documented statement
+    (SHOW CLIENTS' pinned column empties). A session SET changes servers meanwhile."""
+    client, observer = lib.connect(proxy.dsn), lib.connect(proxy.dsn)
+    admin = _psycopg2_connect(admin_dsn(proxy))
+    for name, make, use, answer, (observe, unseen), release, pins in SESSION_STATES:
+        lib.run(client, *make)
+        backends = set()
+        for i in range(STATE_USES):
+            expect_equal(lib.run(client, *use), answer(i), f"{name}: use {i}")
+            backends.add(lib.run(client, "SELECT pg_backend_pid()"))
+            sql, params = observe
+            params = tuple(p.format(i=i) if isinstance(p, str) else p for p in params)
+            seen = lib.sqlstate(observer, sql, params) or lib.run(observer, sql, params)
+            if unseen is not None:
+                expect_equal(seen, unseen, f"{name}: what the observer saw ({sql})")
+            if name == "LISTEN":
+                _wait_notification(lib, client, str(i))
+        if name == "session SET":
+            expect(len(backends) > 1, f"the SET: {STATE_USES} transactions all ran on one server")
+        if pins:
+            expect_equal(len(backends), 1, f"{name}: servers used while pinned")
+        expect_equal(pinned_reasons(admin), [name] if pins else [], f"{name}: SHOW CLIENTS before {release[0]}")
+        lib.run(client, *release)
+        expect_equal(pinned_reasons(admin), [], f"{name}: SHOW CLIENTS after {release[0]}")
+        log(f"pin: {name}: kept over {STATE_USES} transactions on {len(backends)} server(s), "
+            f"released by {release[0]}")
+    for conn in (client, observer, admin):
+        conn.close()
+
+
+def check_refused(lib, proxy):
+    """session_state = "refuse": each statement that would pin answers 0A000 (and aborts
+    the transaction it is in), the connection goes on."""
+    client = lib.connect(proxy.dsn)
+    for name, make, *_rest in SESSION_STATES:
+        if name == "session SET":
+            continue
+        expect_equal(lib.sqlstate(client, *make), "0A000", f"refuse: {make[0]}")
+        expect_equal(lib.run(client, "SELECT %s::int", (2,)), 2, f"refuse: the connection after {name}")
+        # Inside a transaction the refusal aborts it, as any error does.
+        lib.run(client, "BEGIN")
+        expect_equal(lib.sqlstate(client, *make), "0A000", f"refuse in a transaction: {make[0]}")
+        expect_equal(lib.sqlstate(client, "SELECT 1"), "25P02", f"refuse: the transaction after {name}")
+        lib.run(client, "ROLLBACK")
+        expect_equal(lib.run(client, "SELECT %s::int", (3,)), 3, "refuse: the connection after ROLLBACK")
+    client.close()
+    log("refuse: every pinning statement answered 0A000, in a transaction too; the connection went on")
+
+
+def check_reset(lib, proxy):
+    """RESET and RESET ALL return to the client's startup value (options=-c ...)."""
+    client = lib.connect(proxy.dsn, options="-c statement_timeout=4321")
+    for reset in ("RESET statement_timeout", "RESET ALL"):
+        lib.run(client, "SET statement_timeout = 5")
+        lib.run(client, reset)
+        for _ in range(10):
+            expect_equal(lib.run(client, "SHOW statement_timeout"), STARTUP_TIMEOUT, f"after {reset}")
+    client.close()
+
+
+def run_library_states(lib):
+    """run_modes body for a Python library's session-state test."""
+    def main(mode):
+        run_session_state(mode, lambda p: check_states(lib, p), lambda p: check_refused(lib, p),
+                          lambda p: check_reset(lib, p))
+    return main
