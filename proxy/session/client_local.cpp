@@ -45,6 +45,15 @@ ClientSession::Local ClientSession::answer_locally(std::span<const std::byte> in
       [[fallthrough]];
     case PeekLocal::No:
       if (!aborted) return Local::No;
+      // A COMMIT or ROLLBACK prepared by name (PostgreSQL allows Parse of those alone in a
+      // failed transaction): recorded here, its Bind then ends the transaction here.
+      if (protocol::FrameHeader h; protocol::peek_header(in, h, config_->limits.max_message_size) ==
+                                       protocol::FrameStatus::Ready &&
+                                   h.tag == tag(FrontendTag::Parse)) {
+        const LocalPrepare prepared = try_prepare_locally(in, h);
+        if (prepared == LocalPrepare::Done) return Local::Answered;
+        if (prepared == LocalPrepare::NeedMore) return Local::Wait;
+      }
       pending_error_ = std::make_unique<ProxyError>(make_error(ProxyErrc::InFailedTransaction));
       return Local::Refused;
   }

@@ -759,7 +759,10 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
                                                                const protocol::FrameHeader& h) {
   // Also after a BEGIN held here: pgbench prepares each statement when it first runs it,
   // inside the transaction, and must not wait for a server there either.
-  const bool no_transaction_yet = exchange_.tx_status == 'I' || deferred_.phase == DeferredBegin::Phase::Held;
+  // In a transaction that failed before reaching a server, only a COMMIT or ROLLBACK.
+  const bool aborted = deferred_.phase == DeferredBegin::Phase::Aborted;
+  const bool no_transaction_yet =
+      exchange_.tx_status == 'I' || deferred_.phase == DeferredBegin::Phase::Held || aborted;
   if (session_mode_ || !no_transaction_yet || pending_error_) return LocalPrepare::No;
   protocol::FrameHeader next;
   const auto rest = in.subspan(h.total_size());
@@ -777,6 +780,10 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
   protocol::ParseMessage parse;
   if (!protocol::parse_parse(in.subspan(5, h.body_size()), parse) || parse.name.empty()) return LocalPrepare::No;
   if (statements_.find(parse.name) != nullptr) return LocalPrepare::No;  // the server reports 42P05
+  if (aborted) {
+    const sql::LocalStatement kind = host_.resources().classifier.classify(parse.query).local;
+    if (kind != sql::LocalStatement::Commit && kind != sql::LocalStatement::Rollback) return LocalPrepare::No;
+  }
   if (statements_.bytes_with(parse.name, parse.query) > statements_.byte_limit()) {
     // Refused before any parsing: the error answers this Parse and Sync, the client goes on
     // (after a held BEGIN, in a failed transaction, as an error there leaves it).

@@ -323,6 +323,36 @@ TEST_CASE("a session SET of a value the pool's servers accepted before is answer
   }
 }
 
+TEST_CASE("a transaction that failed before reaching a server ends with a ROLLBACK prepared by name, as on PostgreSQL") {
+  Cluster& cluster = Cluster::shared();
+  ProxyProcess proxy;
+  start_proxy(proxy, cluster, round_trip_config(cluster, "session_state = \"refuse\"\n"));
+  Connection direct = connect_ok(cluster.primary_conninfo());
+  Connection proxied = connect_ok(app_conninfo(proxy, cluster));
+  // The held BEGIN's first statement is refused here (0A000), directly one fails on the
+  // server: both transactions are failed.
+  raw_exchange(direct, query("BEGIN"));
+  raw_exchange(proxied, query("BEGIN"));
+  CHECK(raw_exchange(direct, query("SELECT 1/0")).find("22012") != std::string::npos);
+  CHECK(raw_exchange(proxied, query("CREATE TEMP TABLE t (x int)")).find("0A000") != std::string::npos);
+  struct Step {
+    std::string what;
+    std::vector<std::byte> bytes;
+  };
+  const std::vector<Step> steps = {
+      {"a SELECT prepared in the failed transaction", prepare("s1", "SELECT 1")},
+      {"ROLLBACK prepared in the failed transaction", prepare("r1", "ROLLBACK")},
+      {"COMMIT prepared in the failed transaction", prepare("c1", "COMMIT")},
+      {"the prepared ROLLBACK run", run_prepared("r1")},
+      {"the prepared COMMIT run outside a transaction", run_prepared("c1")},
+  };
+  for (const Step& step : steps) {
+    CAPTURE(step.what);
+    CHECK(raw_exchange(proxied, step.bytes) == raw_exchange(direct, step.bytes));
+  }
+  CHECK(proxied.exec("SELECT 2").value() == "2");
+}
+
 TEST_CASE("with BEGIN deferred, now() is the time of the transaction's first statement") {
   Cluster& cluster = Cluster::shared();
   for (const bool defer : {true, false}) {
