@@ -47,7 +47,8 @@ if [[ ! -x $binary || ${REBUILD:-0} == 1 ]]; then
 fi
 if [[ ! -x $relay ]]; then
   echo "bench/run.sh: building the delay relay (fault_relay) in $build_dir"
-  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  # It is a test-support program: its target exists only with the tests configured.
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DPGSIDECAR_TESTS=ON >/dev/null
   make -C "$build_dir" -j "${JOBS:-2}" fault_relay >/dev/null
   [[ -x $relay ]] || die "the build did not produce $relay"
 fi

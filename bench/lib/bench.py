@@ -52,6 +52,10 @@ def parse_args():
                    help="link mode: delays in ms each way between PostgreSQL and each target")
     p.add_argument("--link-clients", default="1,20")
     p.add_argument("--link-duration", type=int, default=6, help="seconds per link point")
+    p.add_argument("--link-scale", type=int, default=50,
+                   help="pgbench scale of the link points: at least the clients, as pgbench's "
+                   "documentation asks, so that TPC-B measures round trips rather than 20 "
+                   "clients queueing on a few branch rows")
     p.add_argument("--fault-relay", help="the fault_relay binary (link mode)")
     p.add_argument("--skip", default="", help="comma-separated parts to skip: "
                    "points, link, idle, slow, tls")
@@ -126,6 +130,11 @@ def prepare_database(cluster, scale):
         time.sleep(0.2)
     cluster.execute(["SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"],
                     database="postgres")
+    pgbench_init(cluster, scale)
+
+
+def pgbench_init(cluster, scale):
+    """pgbench's tables at `scale`, made anew."""
     env = dict(os.environ, PGPASSWORD=cluster.app_password, PGSSLMODE="disable")
     subprocess.run(["pgbench", "-i", "-q", "-s", str(scale), "-h", cluster.host,
                     "-p", str(cluster.port), "-U", cluster.app_user, cluster.database],
@@ -307,7 +316,12 @@ def main():
             for proxy in proxies.values():
                 proxy.stop()
         if "link" not in skip and args.link:
+            if args.link_scale != args.scale:
+                say(f"link points: pgbench -i -s {args.link_scale}")
+                pgbench_init(cluster, args.link_scale)
             link_points = link.run(args, cluster, say, reset_between_points)
+            if args.link_scale != args.scale:
+                pgbench_init(cluster, args.scale)
         if "idle" not in skip:
             idle = run_idle(args, proxies)
         if "slow" not in skip:
@@ -357,7 +371,7 @@ def summarize(args, machine, points, idle, slow, elapsed, link_points=(), pictur
                   report.added_latency_table(points, ["pgsidecar", "pgbouncer"]), ""]
     if link_points:
         parts += [f"## Over a slow link ({args.link} ms each way between PostgreSQL and each "
-                  f"target, {args.link_duration} s per point)", "",
+                  f"target, {args.link_duration} s per point, scale {args.link_scale})", "",
                   link.ratios_table(link_points), ""]
     if pictures:
         parts += ["Charts: " + ", ".join(pictures), ""]

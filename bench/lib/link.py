@@ -87,7 +87,7 @@ def run(args, cluster, say, reset_between_points):
     """Every link point; returns their results (report.LINK_COLUMNS)."""
     script = os.path.join(args.workdir, "orm.sql")
     with open(script, "w", encoding="ascii") as f:
-        f.write(ORM_SCRIPT.format(accounts=100000 * args.scale))
+        f.write(ORM_SCRIPT.format(accounts=100000 * args.link_scale))
     registry = os.path.join(args.workdir, "proxy-pids")
     points = plan(args)
     results = []
