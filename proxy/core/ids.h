@@ -15,6 +15,6 @@ constexpr SessionId make_session_id(uint32_t sequence, int32_t virtual_pid) {
   return (static_cast<uint64_t>(sequence) << 32) | static_cast<uint32_t>(virtual_pid);
 }
 constexpr int32_t virtual_pid_of(SessionId id) { return static_cast<int32_t>(id & 0xffffffffu); }
-using ServerId = uint64_t;   // unique within a worker, never reused
+using ServerId = uint64_t;   // unique in the process, never reused; 0 is none
 
 }  // namespace pgsidecar::proxy

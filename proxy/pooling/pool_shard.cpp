@@ -1,6 +1,7 @@
 #include "proxy/pooling/pool_shard.h"
 
 #include <algorithm>
+#include <atomic>
 #include <optional>
 
 #include "protocol/password.h"
@@ -186,7 +187,9 @@ void PoolShard::set_logins_held_back(int n) {
 }
 
 void PoolShard::spawn_server() {
-  const ServerId id = next_server_++;
+  // Unique across pools and workers (proxy/core/ids.h): a session remembers servers by id.
+  static std::atomic<ServerId> next_server{1};
+  const ServerId id = next_server.fetch_add(1, std::memory_order_relaxed);
   auto conn = std::make_unique<ServerConn>(loop_, *this, id);
   ServerConn* raw = conn.get();
   servers_.emplace(id, Owned{std::move(conn)});

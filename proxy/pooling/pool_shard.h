@@ -146,7 +146,6 @@ class PoolShard {
     bool holds_slot = true;  // false once shed: its slot was given back before it closed
   };
   std::map<ServerId, Owned> servers_;
-  ServerId next_server_ = 1;
   int slots_held_ = 0;
   int logins_held_back_ = 0;  // counted in limits_->gate().waiting()
   bool starving_ = false;  // counted in limits_->starving
