@@ -18,6 +18,7 @@
 #                [--modes simple,extended,prepared] [--idle-clients N] [--slow-seconds S]
 #                [--link 1,5] [--link-clients 1,20] [--link-duration S]
 #                [--skip points,link,idle,slow,tls] [--tls-only] [--tls-clients 1,50]
+#                [--baseline EARLIER_PGSIDECAR_BINARY] [--link-scale N]
 #
 # Environment: PGSIDECAR_BIN (the binary to test), FAULT_RELAY_BIN (the delay relay;
 # default BUILD_DIR/tests/fault_relay), BUILD_DIR (where to build them when

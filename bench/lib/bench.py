@@ -37,6 +37,8 @@ def parse_args():
     p.add_argument("--workdir", required=True)
     p.add_argument("--results-dir", required=True)
     p.add_argument("--pgsidecar", required=True, help="the pgsidecar binary")
+    p.add_argument("--baseline", help="another pgsidecar binary (an earlier build), run as "
+                   "target pgsidecar-baseline at every loopback point, side by side")
     p.add_argument("--duration", type=int, default=8,
                    help="seconds per pgbench point, plus 1 per 100 clients")
     p.add_argument("--clients", default="1,50,500", help="comma-separated client counts")
@@ -151,11 +153,12 @@ def reset_between_points(cluster):
 
 def plan_points(args):
     clients_list = [int(c) for c in args.clients.split(",") if c]
+    targets = ("direct", "pgsidecar", "pgbouncer") + (("pgsidecar-baseline",) if args.baseline else ())
     plan = []
     for workload in args.workloads.split(","):
         for mode in args.modes.split(","):
             for clients in clients_list:
-                for target in ("direct", "pgsidecar", "pgbouncer"):
+                for target in targets:
                     skip = ""
                     if target == "direct" and clients > DIRECT_MAX_CLIENTS:
                         skip = (f"skipped: {clients} connections exceed the server's "
@@ -296,6 +299,9 @@ def main():
     registry = os.path.join(args.workdir, "proxy-pids")
     proxies = {
         "pgsidecar": PgSidecar(args.workdir, cluster, registry, args.pgsidecar, args.pool_size),
+        **({"pgsidecar-baseline": PgSidecar(args.workdir, cluster, registry, args.baseline,
+                                            args.pool_size, name="pgsidecar-baseline")}
+           if args.baseline else {}),
         "pgbouncer": PgBouncer(args.workdir, cluster, registry, args.pool_size,
                                max_client_conn=max(6000, args.idle_clients + 1000)),
     }
@@ -368,7 +374,8 @@ def summarize(args, machine, points, idle, slow, elapsed, link_points=(), pictur
         parts += ["## Throughput, latency, proxy CPU and memory", "",
                   report.points_table(points), "",
                   "## Added latency at 1 client (p50 against direct)", "",
-                  report.added_latency_table(points, ["pgsidecar", "pgbouncer"]), ""]
+                  report.added_latency_table(points, ["pgsidecar", "pgbouncer"]
+                                             + (["pgsidecar-baseline"] if args.baseline else [])), ""]
     if link_points:
         parts += [f"## Over a slow link ({args.link} ms each way between PostgreSQL and each "
                   f"target, {args.link_duration} s per point, scale {args.link_scale})", "",

@@ -8,7 +8,9 @@
 
 import os
 
-COLORS = {"direct": "#4c72b0", "pgbouncer": "#dd8452", "pgsidecar": "#55a868"}
+COLORS = {"direct": "#4c72b0", "pgbouncer": "#dd8452", "pgsidecar": "#55a868",
+          "pgsidecar-baseline": "#8c8c8c"}  # the last only with --baseline
+LINK_TARGETS = ("direct", "pgbouncer", "pgsidecar")
 MODES = ["simple", "extended", "prepared"]
 
 
@@ -82,8 +84,9 @@ def _link_latency(plt, points, path):
         mine = [p for p in points if (p["link_ms"], p["clients"]) == (delay, clients)]
         groups = sorted({(p["workload"], p["mode"]) for p in mine},
                         key=lambda g: (g[0], MODES.index(g[1]) if g[1] in MODES else 9))
-        width = 0.8 / len(COLORS)
-        for i, (target, color) in enumerate(COLORS.items()):
+        width = 0.8 / len(LINK_TARGETS)
+        for i, target in enumerate(LINK_TARGETS):
+            color = COLORS[target]
             for j, group in enumerate(groups):
                 p = next((x for x in mine if (x["workload"], x["mode"], x["target"]) ==
                           group + (target,)), None)
