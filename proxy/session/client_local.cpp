@@ -10,6 +10,7 @@
 //   before: answered with its tag, the setting sent with the next statement.
 // - With answer_pings, the empty query and SELECT 1 while the route's server is up.
 #include <algorithm>
+#include <cctype>
 #include <utility>
 
 #include "protocol/frontend.h"
@@ -27,6 +28,13 @@ using sql::LocalStatement;
 namespace {
 
 bool ends_transaction(LocalStatement s) { return s == LocalStatement::Commit || s == LocalStatement::Rollback; }
+
+// PostgreSQL's order of settings (guc_name_compare): by name, ignoring the case of letters.
+bool less_ignoring_case(std::string_view a, std::string_view b) {
+  return std::lexicographical_compare(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) < std::tolower(static_cast<unsigned char>(y));
+  });
+}
 
 }  // namespace
 
@@ -114,10 +122,19 @@ bool ClientSession::answer_outside_transaction(LocalStatement kind, bool ping, s
       return true;
     case LocalStatement::DiscardAll:
     case LocalStatement::ResetAll:
-      // Settings the client changed are reported back as they return to their startup
-      // values: left to a server, which sends those ParameterStatus messages.
-      if (untracked_state_possible() || startup_settings_ == nullptr || params_.entries() != *startup_settings_)
-        return false;
+      if (untracked_state_possible() || startup_settings_ == nullptr) return false;
+      // Reported settings the client changed come back to their startup values, each
+      // reported as the server would (ParameterStatus, in its order of settings).
+      for (const auto& [k, v] : *startup_settings_) {
+        const std::string* now = params_.find(k);
+        if (now == nullptr || *now != v) reply.parameter_status.emplace_back(k, v);
+      }
+      std::sort(reply.parameter_status.begin(), reply.parameter_status.end(),
+                [](const auto& a, const auto& b) { return less_ignoring_case(a.first, b.first); });
+      for (const auto& [k, v] : reply.parameter_status) params_.set(k, v);
+      tracker_.answered_here(sql::SessionEffect{
+          kind == LocalStatement::DiscardAll ? sql::EffectKind::DiscardAll : sql::EffectKind::ResetAll, {}, {}});
+      take_tracker_outcome();
       if (kind == LocalStatement::DiscardAll) statements_.clear();
       return true;
     case LocalStatement::DeallocateAll:
@@ -129,7 +146,7 @@ bool ClientSession::answer_outside_transaction(LocalStatement kind, bool ping, s
       return !untracked_state_possible();
     case LocalStatement::Set:
     case LocalStatement::Reset:
-      return c != nullptr && set_answered_here(*c);
+      return c != nullptr && set_answered_here(*c, reply);
     case LocalStatement::Empty:
       if (!pool.answer_pings || !route_healthy()) return false;
       reply.command_tag = {};
@@ -147,15 +164,35 @@ bool ClientSession::answer_outside_transaction(LocalStatement kind, bool ping, s
 // (or, for a default, that name) before; it goes to the books and travels with the next
 // statement (settings_sync). Reported settings, whose canonical value the server reports
 // back, and roles, which the server checks, always go to a server.
-bool ClientSession::set_answered_here(const sql::Classification& c) {
+bool ClientSession::set_answered_here(const sql::Classification& c, LocalReply& reply) {
   if (accepted_settings_ == nullptr || c.session_effects.size() != 1 || c.session_effects[0].size() != 1) return false;
   const sql::SessionEffect& e = c.session_effects[0][0];
   if (e.kind != sql::EffectKind::Set && e.kind != sql::EffectKind::Reset) return false;
+  if (e.name == "application_name") return application_name_answered_here(e, reply);
   if (is_tracked_parameter(e.name) || e.name == "role" || e.name == "session_authorization") return false;
   if (e.kind == sql::EffectKind::Set ? !accepted_settings_->accepts(e.name, e.value) : !accepted_settings_->knows(e.name))
     return false;
   tracker_.answered_here(e);
   take_tracker_outcome();
+  return true;
+}
+
+// application_name, the one reported setting whose value is the client's own text (when
+// printable ASCII: the server replaces other bytes with '?'): PostgreSQL reports it back
+// when it changed. Made on the next server by the settings sync, as any reported setting.
+bool ClientSession::application_name_answered_here(const sql::SessionEffect& e, LocalReply& reply) {
+  std::string value;
+  if (e.kind == sql::EffectKind::Set) {
+    if (!std::all_of(e.value.begin(), e.value.end(), [](char ch) { return ch >= 32 && ch <= 126; })) return false;
+    value = e.value;
+  } else {
+    const std::string* startup = nullptr;
+    for (const auto& [k, v] : startup_settings_ != nullptr ? *startup_settings_ : ParamList{})
+      if (k == "application_name") startup = &v;
+    if (startup == nullptr) return false;
+    value = *startup;
+  }
+  if (params_.set("application_name", value)) reply.parameter_status.emplace_back("application_name", value);
   return true;
 }
 

@@ -234,7 +234,8 @@ class ClientSession final : public ServerLessee {
   Local answer_locally(std::span<const std::byte> in);  // `in` starts with a request
   bool answer_outside_transaction(sql::LocalStatement kind, bool ping, std::string_view sql,
                                   const sql::Classification* c, LocalReply& reply);
-  bool set_answered_here(const sql::Classification& c);  // a session SET of a value known good
+  bool set_answered_here(const sql::Classification& c, LocalReply& reply);  // a session SET of a value known good
+  bool application_name_answered_here(const sql::SessionEffect& e, LocalReply& reply);
   bool untracked_state_possible() const;  // state on a server that a local answer would miss
   bool defaults_has(std::string_view name) const;  // a setting of the client (startup or SET), by name
   bool route_healthy();                   // a read would go to a server that is up now

@@ -207,6 +207,7 @@ void append_local_reply(std::vector<std::byte>& out, const LocalRequest& request
   } else {
     protocol::append_command_complete(out, reply.ping_row ? std::string_view("SELECT 1") : reply.command_tag);
   }
+  for (const auto& [name, value] : reply.parameter_status) protocol::append_parameter_status(out, name, value);
   protocol::append_ready_for_query(out, reply.status);
 }
 

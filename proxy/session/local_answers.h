@@ -8,7 +8,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "sql/classify.h"
@@ -52,6 +54,8 @@ struct LocalReply {
   bool ping_row = false;         // SELECT 1's RowDescription and DataRow
   bool no_transaction_warning = false;  // WARNING 25P01 "there is no transaction in progress"
   char status = 'I';             // ReadyForQuery
+  // ParameterStatus after the CommandComplete, in this order (reported settings changed).
+  std::vector<std::pair<std::string, std::string>> parameter_status;
 };
 
 // The reply to `request`, message for message as PostgreSQL sends it. PostgreSQL's

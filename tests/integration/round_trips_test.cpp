@@ -314,9 +314,26 @@ TEST_CASE("a session SET of a value the pool's servers accepted before is answer
   Connection c = connect_ok(app_conninfo(proxy, cluster));
   CHECK(c.exec("SHOW statement_timeout").value() == "0");
 
-  // Reported settings (the server reports their canonical value back) and roles still go
-  // to a server, every time.
-  for (const char* sql : {"SET application_name = 'rt'", "SET application_name = 'rt'", "SET ROLE NONE", "SET ROLE NONE"}) {
+  // application_name is reported back (ParameterStatus) when it changed, as PostgreSQL does;
+  // RESET ALL reports it back to its startup value and drops the other settings.
+  before = server_writes(admin);
+  for (const char* sql : {"SET application_name = 'rt'", "SET application_name = 'rt'", "RESET application_name",
+                          "SET application_name = 'rt2'", "SET statement_timeout = '7s'", "RESET ALL"}) {
+    CAPTURE(sql);
+    CHECK(raw_exchange(b, query(sql)) == raw_exchange(direct, query(sql)));
+  }
+  CHECK(server_writes(admin) - before == 0);
+  const QueryResult after_reset = b.exec("SELECT current_setting('application_name'), current_setting('statement_timeout')");
+  REQUIRE_MESSAGE(after_reset.ok, after_reset.describe());
+  CHECK(after_reset.rows.at(0).at(0) == "");
+  CHECK(after_reset.rows.at(0).at(1) == "0");
+  REQUIRE(b.exec("SET statement_timeout = '7s'").ok);
+  REQUIRE(b.exec("DISCARD ALL").ok);
+  CHECK(b.exec("SHOW statement_timeout").value() == "0");
+
+  // Other reported settings (the server reports its own spelling of the value back) and
+  // roles still go to a server, every time.
+  for (const char* sql : {"SET TimeZone = 'UTC'", "SET TimeZone = 'UTC'", "SET ROLE NONE", "SET ROLE NONE"}) {
     before = server_writes(admin);
     REQUIRE(b.exec(sql).ok);
     CHECK_MESSAGE(server_writes(admin) - before == 1, sql);

@@ -93,22 +93,25 @@ TEST_CASE("pings and the first words worth classifying") {
 TEST_CASE("replies follow the request's messages: ParseComplete, BindComplete, Describe's, Execute's, ReadyForQuery") {
   LocalRequest simple;
   std::vector<std::byte> out;
-  append_local_reply(out, simple, LocalReply{"COMMIT", false, true, 'I'});
+  append_local_reply(out, simple, LocalReply{"COMMIT", false, true, 'I', {}});
   CHECK(tags(out) == "NCZ");
   out.clear();
-  append_local_reply(out, simple, LocalReply{"", true, false, 'I'});
+  append_local_reply(out, simple, LocalReply{"", true, false, 'I', {}});
   CHECK(tags(out) == "TDCZ");
   out.clear();
-  append_local_reply(out, simple, LocalReply{"", false, false, 'I'});
+  append_local_reply(out, simple, LocalReply{"", false, false, 'I', {}});
   CHECK(tags(out) == "IZ");
   LocalRequest ext;
   ext.extended = true;
   ext.parse = true;
   ext.describe = true;
   out.clear();
-  append_local_reply(out, ext, LocalReply{"BEGIN", false, false, 'T'});
+  append_local_reply(out, ext, LocalReply{"BEGIN", false, false, 'T', {}});
   CHECK(tags(out) == "12nCZ");
   out.clear();
-  append_local_reply(out, ext, LocalReply{"", true, false, 'I'});
+  append_local_reply(out, ext, LocalReply{"", true, false, 'I', {}});
   CHECK(tags(out) == "12TDCZ");
+  out.clear();
+  append_local_reply(out, simple, LocalReply{"RESET", false, false, 'I', {{"application_name", ""}, {"TimeZone", "UTC"}}});
+  CHECK(tags(out) == "CSSZ");
 }
