@@ -414,7 +414,7 @@ bool find_session_set_config(element e) {
   if (e.get(o) == simdjson::SUCCESS) {
     for (auto field : o) {
       object call;
-      if (field.key == "DoStmt") return true;
+      if (field.key == "DoStmt") return field.value.get(call) != simdjson::SUCCESS || plpgsql_may_set(tree::do_body(call));
       if (field.key == "FuncCall" && field.value.get(call) == simdjson::SUCCESS && is_session_set_config(call))
         return true;
       if (find_session_set_config(field.value)) return true;

@@ -1,5 +1,6 @@
 #include "sql/classify_quick.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 
@@ -64,11 +65,58 @@ bool holds_at(std::string_view s, std::size_t at, std::string_view lower) {
 
 }  // namespace
 
+// DO [LANGUAGE name] 'code': the word, then a string or LANGUAGE. (ON CONFLICT DO
+// NOTHING / DO UPDATE are followed by a word.)
+bool do_statement_at(std::string_view sql, std::size_t i) {
+  if (!holds_at(sql, i, "do") || (i > 0 && ident_char(sql[i - 1]))) return false;
+  std::size_t j = i + 2;
+  if (j < sql.size() && ident_char(sql[j])) return false;
+  if (!skip_space(sql, j) || j >= sql.size()) return false;
+  return sql[j] == '$' || sql[j] == '\'' || holds_at(sql, j, "e'") || holds_at(sql, j, "u&'") ||
+         holds_at(sql, j, "language");
+}
+
 bool may_set_session_config(std::string_view sql) {
   for (std::size_t i = 0; i < sql.size(); ++i) {
     const char c = static_cast<char>(sql[i] | 0x20);
     if (c == 's' && holds_at(sql, i, "set_config")) return true;
     if (c == 'u' && holds_at(sql, i, "u&\"")) return true;
+    if (c == 'd' && do_statement_at(sql, i)) return true;
+  }
+  return false;
+}
+
+bool plpgsql_may_set(std::string_view body) {
+  // What may come right before a statement's first word: nothing, ';', a quote, or a
+  // block keyword.
+  constexpr std::array<std::string_view, 7> kBefore = {"begin", "then", "else", "loop", "declare", "end", "exception"};
+  std::string_view previous;  // the word before ("" after a sign, or at the start)
+  char previous_sign = ';';   // the sign before, when not a word
+  for (std::size_t i = 0; i < body.size();) {
+    const char c = body[i];
+    if (std::isspace(static_cast<unsigned char>(c))) {
+      ++i;
+      continue;
+    }
+    if (ident_start(c)) {
+      std::size_t j = i;
+      while (j < body.size() && ident_char(body[j])) ++j;
+      const std::string_view word = body.substr(i, j - i);
+      if (iequals(word, "set_config")) return true;
+      if (iequals(word, "set") || iequals(word, "reset")) {
+        const bool starts = previous.empty() ? (previous_sign == ';' || previous_sign == '\'')
+                                             : std::any_of(kBefore.begin(), kBefore.end(), [&](std::string_view k) {
+                                                 return iequals(previous, k);
+                                               });
+        if (starts) return true;
+      }
+      previous = word;
+      i = j;
+      continue;
+    }
+    previous = {};
+    previous_sign = c;
+    ++i;
   }
   return false;
 }

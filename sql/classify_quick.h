@@ -20,6 +20,12 @@ QuickVerdict quick_classify(std::string_view sql);
 // False when `sql` cannot call set_config(): it names it nowhere, in any case, and has no
 // U&"..." identifier that could spell it. Only text this accepts needs the parser to find
 // a session-level set_config() (Classification::sets_session_config).
+// A DO statement (whose body may SET anything) counts as one that can.
 bool may_set_session_config(std::string_view sql);
+
+// Whether a PL/pgSQL body (a DO block's) may change a session setting: it names
+// set_config, or a SET or RESET starts one of its statements or a string (EXECUTE 'SET
+// ...'). UPDATE ... SET and ALTER ... SET do not count: a word precedes them.
+bool plpgsql_may_set(std::string_view body);
 
 }  // namespace pgsidecar::sql

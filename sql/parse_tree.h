@@ -105,6 +105,23 @@ inline std::string_view node_as_string(element node) {
   return {};
 }
 
+// A DO statement's code (its "as" argument); "set_config" when unreadable, so that it
+// counts as setting.
+inline std::string_view do_body(object body) {
+  array args;
+  if (array_field(body, "args", args)) {
+    for (element a : args) {
+      std::string_view type;
+      object def;
+      element arg;
+      if (unwrap(a, type, def) && type == "DefElem" && string_field(def, "defname") == "as" &&
+          def["arg"].get(arg) == simdjson::SUCCESS)
+        return node_as_string(arg);
+    }
+  }
+  return "set_config";
+}
+
 // A name list: ["f"], ["schema", "f"] or ["catalog", "schema", "f"].
 inline std::size_t name_parts(object o, std::string_view key, std::array<std::string_view, 3>& parts) {
   std::size_t n = 0;

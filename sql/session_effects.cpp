@@ -3,6 +3,7 @@
 #include <array>
 #include <cctype>
 
+#include "sql/classify_quick.h"
 #include "sql/parse_tree.h"
 
 namespace pgsidecar::sql {
@@ -316,6 +317,7 @@ void collect_transaction(object body, StatementEffects& out) {
 
 constexpr int kCursorOptHold = 0x20;  // CURSOR_OPT_HOLD
 
+
 }  // namespace
 
 bool creates_pinned_state(EffectKind kind) {
@@ -376,8 +378,8 @@ void collect_session_effects(element stmt, std::string_view sql, bool do_may_set
     return name.empty() ? add(out, EffectKind::DeallocateAll) : add(out, EffectKind::Deallocate, name);
   }
   if (type == "DoStmt") {
-    // Its body is parsed only when it runs: a set_config() in it cannot be followed.
-    if (do_may_set) add(out, EffectKind::UntrackedSetting, "DO");
+    // Its body is parsed only when it runs: a SET or set_config() in it cannot be followed.
+    if (do_may_set && plpgsql_may_set(do_body(body))) add(out, EffectKind::UntrackedSetting, "DO");
     return;
   }
   collect_temp(type, body, out);

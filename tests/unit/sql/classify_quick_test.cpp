@@ -58,3 +58,28 @@ TEST_CASE("only text that names set_config, or could spell it, may set a session
   CHECK_FALSE(may_set_session_config("SELECT set_confi"));
   CHECK_FALSE(may_set_session_config(""));
 }
+
+TEST_CASE("a DO statement may set a session setting; ON CONFLICT DO does not make a statement one") {
+  using pgsidecar::sql::may_set_session_config;
+  CHECK(may_set_session_config("DO $$BEGIN SET work_mem = '8MB'; END$$"));
+  CHECK(may_set_session_config("-- a migration\ndo 'begin null; end'"));
+  CHECK(may_set_session_config("DO LANGUAGE plpgsql $x$BEGIN NULL; END$x$"));
+  CHECK(may_set_session_config("SELECT 1; DO E'begin null; end'"));
+  CHECK_FALSE(may_set_session_config("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING"));
+  CHECK_FALSE(may_set_session_config("INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET a = 2"));
+  CHECK_FALSE(may_set_session_config("SELECT todo, undo FROM done"));
+}
+
+TEST_CASE("a PL/pgSQL body may set a session setting when a statement or a string starts with SET or RESET") {
+  using pgsidecar::sql::plpgsql_may_set;
+  CHECK(plpgsql_may_set("BEGIN SET enable_seqscan = 0; END"));
+  CHECK(plpgsql_may_set("begin\n  if x then\n    reset work_mem;\n  end if;\nend"));
+  CHECK(plpgsql_may_set("BEGIN UPDATE t SET a = 1; SET search_path = s; END"));
+  CHECK(plpgsql_may_set("BEGIN EXECUTE 'SET statement_timeout = 5'; END"));
+  CHECK(plpgsql_may_set("BEGIN PERFORM set_config('a.b', 'c', false); END"));
+  CHECK(plpgsql_may_set("BEGIN FOR r IN SELECT 1 LOOP SET work_mem = '1MB'; END LOOP; END"));
+  CHECK_FALSE(plpgsql_may_set("BEGIN UPDATE t SET a = 1 WHERE b; END"));
+  CHECK_FALSE(plpgsql_may_set("BEGIN ALTER TABLE t ALTER COLUMN c SET DEFAULT 0; END"));
+  CHECK_FALSE(plpgsql_may_set("BEGIN INSERT INTO t VALUES (1) ON CONFLICT DO UPDATE SET a = 2; END"));
+  CHECK_FALSE(plpgsql_may_set("BEGIN RAISE NOTICE 'offset'; END"));
+}
