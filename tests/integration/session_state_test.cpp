@@ -1,8 +1,8 @@
-// Session state in transaction mode (docs/pooling.md): session SETs follow their client
-// onto every server it uses, and are undone when their transaction rolls back; RESET
-// returns to the client's startup value; a temporary table pins its client to its server
-// until DISCARD TEMP; with session_state = "refuse" the creating statement fails with
-// 0A000 and the connection goes on.
+// Session state in transaction mode (docs/pooling.md): session SETs (set_config of Bind
+// parameters too) follow their client onto every server it uses, and are undone when
+// their transaction rolls back; RESET returns to the client's startup value; a temporary
+// table pins its client to its server until DISCARD TEMP; with session_state = "refuse"
+// the creating statement fails with 0A000 and the connection goes on.
 //
 // Also: advisory locks (counted), WITH HOLD cursors, LISTEN and SQL PREPARE pin until
 // released; the same through the extended protocol; pinned_idle_timeout; SHOW CLIENTS'
@@ -142,6 +142,38 @@ std::string exec_raw(Connection& c, const char* sql, const std::vector<std::opti
   PQclear(res);
   return out;
 }
+
+// A frontend message: Byte1(tag) Int32(length) body.
+std::vector<std::byte> message(char tag, const std::vector<std::byte>& body) {
+  return Bytes{}.byte(static_cast<std::uint8_t>(tag)).int32(static_cast<std::uint32_t>(body.size() + 4)).raw(body).get();
+}
+
+// A raw client of the proxy, logged in: whatever it sends, it reads up to ReadyForQuery.
+struct RawClient {
+  Socket s;
+  explicit RawClient(ProxyProcess& proxy, Cluster& cluster) : s(connect_tcp(proxy.port())) {
+    REQUIRE(s.ok());
+    REQUIRE(send_all(s.fd(), startup_message(cluster.app_user(), "app")));
+    const Received login = until_ready();
+    REQUIRE_MESSAGE(!login.error(), login.describe());
+  }
+  Received until_ready() {
+    return receive(s.fd(), std::chrono::seconds(10),
+                   [](const Received& r) { return !r.messages.empty() && r.messages.back().tag == 'Z'; });
+  }
+  // A Query's first value.
+  std::string value(std::string_view sql) {
+    REQUIRE(send_all(s.fd(), message('Q', Bytes{}.cstring(sql).get())));
+    const Received r = until_ready();
+    REQUIRE_MESSAGE(!r.error(), r.describe());
+    for (const BackendMessage& m : r.messages) {
+      if (m.tag != 'D' || m.body.size() < 6) continue;  // Int16(1) Int32(len) bytes
+      const auto* b = reinterpret_cast<const char*>(m.body.data());
+      return std::string(b + 6, m.body.size() - 6);
+    }
+    return "(no row)";
+  }
+};
 
 }  // namespace
 
@@ -351,8 +383,8 @@ TEST_CASE("set_config of Bind parameters follows its client across servers, unpi
         p.a.exec(std::string("SELECT coalesce(current_setting('") + name + "', true), '(none)'), pg_backend_pid()");
     REQUIRE_MESSAGE(r.ok, r.describe());
     backends.insert(r.value(0, 1));
+    REQUIRE(pinned_rows(admin).empty());  // (pinned, "a" would hold the server "other" waits for)
     CHECK(one(p.other, std::string("SELECT coalesce(current_setting('") + name + "', true), '')") == "");
-    CHECK(pinned_rows(admin).empty());
     return r.value(0, 0);
   };
   auto set = [&](const char* sql, const std::vector<std::string>& params) {
@@ -366,6 +398,9 @@ TEST_CASE("set_config of Bind parameters follows its client across servers, unpi
 
   set("SELECT set_config('app.tenant', $1::text, false)", {"O'Brien \\ \"x\" $1"});
   for (int i = 0; i < 4; ++i) CHECK(seen("app.tenant") == "O'Brien \\ \"x\" $1");
+  const std::string long_value = std::string(10000, 'v') + "-end";  // a Bind longer than a first look at it
+  set("SELECT set_config('app.tenant', $1, false)", {long_value});
+  for (int i = 0; i < 4; ++i) CHECK(seen("app.tenant") == long_value);
   set("SELECT set_config($1, $2, false)", {"App.Region", "eu-west"});
   for (int i = 0; i < 4; ++i) CHECK(seen("app.region") == "eu-west");
 
@@ -398,6 +433,39 @@ TEST_CASE("set_config of Bind parameters follows its client across servers, unpi
     CHECK((v == "" || v == "(none)"));
   }
   CHECK(seen("app.region") == "eu-west");
+}
+
+TEST_CASE("a Bind that sets a setting from its parameters is read whole, though it arrives in two parts") {
+  Cluster& cluster = Cluster::shared();
+  ProxyConfig config = two_servers();
+  config.auth_method = "trust";  // the raw client logs in without a password exchange
+  PinProxy p(config);
+  RawClient raw(p.proxy, cluster);
+  const std::string value = std::string(10000, 'v') + "-end";
+  std::vector<std::byte> value_bytes;
+  for (char c : value) value_bytes.push_back(static_cast<std::byte>(c));
+  // Bind (F): portal, statement, Int16(0) format codes, Int16(1) parameter, Int16(0) result formats.
+  const std::vector<std::byte> whole_bind = message(
+      'B', Bytes{}.cstring("").cstring("").byte(0).byte(0).byte(0).byte(1)
+               .int32(static_cast<std::uint32_t>(value.size())).raw(value_bytes).byte(0).byte(0).get());
+  std::vector<std::byte> first =
+      message('P', Bytes{}.cstring("").cstring("SELECT set_config('app.tenant', $1, false)").byte(0).byte(0).get());
+  first.insert(first.end(), whole_bind.begin(), whole_bind.begin() + 5000);
+  REQUIRE(send_all(raw.s.fd(), first));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::vector<std::byte> rest(whole_bind.begin() + 5000, whole_bind.end());
+  for (const auto& m : {message('E', Bytes{}.cstring("").int32(0).get()), message('S', {})})
+    rest.insert(rest.end(), m.begin(), m.end());
+  REQUIRE(send_all(raw.s.fd(), rest));
+  const Received r = raw.until_ready();
+  REQUIRE_MESSAGE(!r.error(), r.describe());
+  std::set<std::string> backends;
+  for (int i = 0; i < 6; ++i) {
+    p.churn->next();
+    CHECK(raw.value("SELECT current_setting('app.tenant')") == value);
+    backends.insert(raw.value("SELECT pg_backend_pid()::text"));
+  }
+  CHECK(backends.size() == 2);  // not pinned
 }
 
 TEST_CASE("pinned_idle_timeout closes a pinned client that sits idle, and only that one") {
