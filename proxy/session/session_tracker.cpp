@@ -57,12 +57,14 @@ bool sets_from_params(const sql::StatementEffects& effects) {
   return std::any_of(effects.begin(), effects.end(), [](const SessionEffect& e) { return e.kind == EffectKind::SetFromParams; });
 }
 
+constexpr uint32_t kTextOid = 25, kVarcharOid = 1043, kUnknownOid = 705;
+
 // Parameter types whose value reaches set_config() as the very bytes sent, in either
-// format: unspecified (inferred as text), text, varchar, unknown.
+// format: unspecified (0, inferred as text), text, varchar, unknown.
 bool text_as_sent(std::span<const std::byte> param_types, uint16_t param) {
   if (param == 0 || static_cast<std::size_t>(param) * 4 > param_types.size()) return true;
   const uint32_t oid = protocol::load_be32(param_types.data() + (param - 1u) * 4u);
-  return oid == 0 || oid == 25 || oid == 1043 || oid == 705;
+  return oid == 0 || oid == kTextOid || oid == kVarcharOid || oid == kUnknownOid;
 }
 
 // The text of parameter `param` (1-based) of a whole Bind body; false when unreadable or
