@@ -22,6 +22,30 @@ PeekStatus peek_bind_names(std::span<const std::byte> body_prefix, std::size_t b
   return PeekStatus::Ok;
 }
 
+bool read_bind_parameter(std::span<const std::byte> body, std::size_t index, BindParameter& out) {
+  Reader r(body);
+  std::string_view name;
+  int16_t formats = 0, params = 0;
+  std::span<const std::byte> format_codes;
+  if (!r.read_cstring(name) || !r.read_cstring(name) || !r.read_i16(formats) || formats < 0 ||
+      !r.read_bytes(static_cast<std::size_t>(formats) * 2, format_codes) || !r.read_i16(params) || params < 0)
+    return false;
+  if (index >= static_cast<std::size_t>(params) || (formats > 1 && formats != params)) return false;
+  const std::size_t code = formats == 1 ? 0 : index;
+  out.format = formats == 0 ? 0 : static_cast<int16_t>(load_be16(format_codes.data() + code * 2));
+  for (std::size_t i = 0;; ++i) {
+    int32_t len = 0;
+    if (!r.read_i32(len) || len < -1) return false;
+    out.null = len == -1;
+    std::span<const std::byte> value;
+    if (!out.null && !r.read_bytes(static_cast<std::size_t>(len), value)) return false;
+    if (i == index) {
+      out.value = value;
+      return true;
+    }
+  }
+}
+
 namespace {
 
 bool parse_kind_and_name(std::span<const std::byte> body, char& kind, std::string_view& name) {

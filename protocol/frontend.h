@@ -29,6 +29,16 @@ enum class PeekStatus { Ok, NeedMore, Invalid };
 PeekStatus peek_bind_names(std::span<const std::byte> body_prefix, std::size_t body_size, std::string_view& portal,
                            std::string_view& statement);
 
+// One parameter value of a whole Bind body: String(portal) String(statement) Int16(nf)
+// Int16(format)*nf Int16(n) (Int32(len) Byte(len))*n ...; a length of -1 is NULL. `index`
+// is 0-based. False when the body is malformed up to that value or has no such parameter.
+struct BindParameter {
+  bool null = false;
+  int16_t format = 0;  // 0 text, 1 binary
+  std::span<const std::byte> value;
+};
+bool read_bind_parameter(std::span<const std::byte> body, std::size_t index, BindParameter& out);
+
 // Describe (F) and Close (F): Byte1(kind) String(name); kind 'S' or 'P', else false.
 bool parse_describe(std::span<const std::byte> body, char& kind, std::string_view& name);
 bool parse_close(std::span<const std::byte> body, char& kind, std::string_view& name);

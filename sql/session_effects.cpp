@@ -187,6 +187,37 @@ bool constant_text(element arg, std::string& out) {
   return true;
 }
 
+// A parameter of the statement, possibly cast to text or varchar ($1::text): its number,
+// else 0. A cast to another type (name, char) may change the text the function is given.
+uint16_t text_param(element arg) {
+  std::string_view type;
+  object body;
+  if (!unwrap(arg, type, body)) return 0;
+  if (type == "TypeCast") {
+    object type_name;
+    array typmods;
+    std::array<std::string_view, 3> parts;
+    element inner;
+    if (body["typeName"].get(type_name) != simdjson::SUCCESS || array_field(type_name, "typmods", typmods) ||
+        bool_field(type_name, "setof") || body["arg"].get(inner) != simdjson::SUCCESS)
+      return 0;
+    const std::size_t n = name_parts(type_name, "names", parts);
+    if (n == 0 || (n == 2 && parts[0] != "pg_catalog") || n > 2) return 0;
+    if (parts[n - 1] != "text" && parts[n - 1] != "varchar") return 0;
+    return text_param(inner);
+  }
+  int64_t number = 0;
+  if (type != "ParamRef" || body["number"].get(number) != simdjson::SUCCESS || number < 1 || number > UINT16_MAX)
+    return 0;
+  return static_cast<uint16_t>(number);
+}
+
+bool text_or_param(element arg, std::string& text, uint16_t& param) {
+  if (constant_text(arg, text)) return true;
+  param = text_param(arg);
+  return param != 0;
+}
+
 // set_config(name, value, is_local): a setting when is_local is not the constant true.
 void collect_set_config(object call, StatementEffects& out) {
   array args;
@@ -204,10 +235,13 @@ void collect_set_config(object call, StatementEffects& out) {
   }
   if (n != 3 || named) return add(out, EffectKind::UntrackedSetting, "set_config");
   if (node_as_bool(pos[2]) == true) return;
+  if (node_as_bool(pos[2]) != false) return add(out, EffectKind::UntrackedSetting, "set_config");
   std::string name, value;
-  if (node_as_bool(pos[2]) != false || !constant_text(pos[0], name) || !constant_text(pos[1], value))
+  uint16_t name_param = 0, value_param = 0;
+  if (!text_or_param(pos[0], name, name_param) || !text_or_param(pos[1], value, value_param))
     return add(out, EffectKind::UntrackedSetting, "set_config");
-  add(out, EffectKind::Set, lower(name), value);
+  if (name_param == 0 && value_param == 0) return add(out, EffectKind::Set, lower(name), value);
+  out.push_back(SessionEffect{EffectKind::SetFromParams, lower(name), value, name_param, value_param});
 }
 
 enum class Advisory { None, Lock, Unlock, UnlockAll };

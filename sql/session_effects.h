@@ -20,7 +20,11 @@ enum class EffectKind : uint8_t {
   Set,
   Reset,             // RESET name, SET name TO DEFAULT
   ResetAll,          // RESET ALL
-  UntrackedSetting,  // a setting changed with a value only the server knows (set_config($1, ...))
+  UntrackedSetting,  // a setting changed with a value only the server knows (set_config(f(), ...))
+  // set_config(name, value, false) with the name, the value or both a parameter of the
+  // statement ($n, or $n::text / $n::varchar): `name_param` / `value_param` number it
+  // (1-based), else `name` / `value` hold the constant. Read with the Bind's values.
+  SetFromParams,
   // State that lives on one server connection. `value` names the statement that made it.
   TempTable,              // CREATE TEMP TABLE / VIEW / SEQUENCE, SELECT INTO TEMP (not ON COMMIT DROP)
   DiscardTemp,            // DISCARD TEMP
@@ -50,6 +54,8 @@ struct SessionEffect {
   EffectKind kind = EffectKind::Set;
   std::string name;
   std::string value;
+  uint16_t name_param = 0;  // SetFromParams only; 0: `name` is the constant
+  uint16_t value_param = 0;
   friend bool operator==(const SessionEffect&, const SessionEffect&) = default;
 };
 

@@ -488,13 +488,14 @@ ClientSession::Pass ClientSession::process_messages() {
       protocol_error(std::string("unexpected message type '") + (t >= 0x20 && t < 0x7f ? t : '?') + "' from client");
       return Pass::Stop;
     }
-    if (in.size() < bytes_needed(h)) {
-      if (bytes_needed(h) > config_->limits.max_client_buffer) {
+    const std::size_t needed = h.tag == tag(FrontendTag::Bind) ? bind_bytes_needed(h, in) : bytes_needed(h);
+    if (in.size() < needed) {
+      if (needed > config_->limits.max_client_buffer) {
         if (!refuse_over_buffer(h, in)) return Pass::Stop;
         continue;
       }
       if (!forward_empty()) break;  // growing would move bytes the pending write points at
-      if (!input_.reserve_unread(bytes_needed(h), static_cast<std::size_t>(max) + 1)) {
+      if (!input_.reserve_unread(needed, static_cast<std::size_t>(max) + 1)) {
         protocol_error("message too large");
         return Pass::Stop;
       }
@@ -581,6 +582,17 @@ ClientSession::Step ClientSession::forward_message(const protocol::FrameHeader& 
   return Step::Next;
 }
 
+std::size_t ClientSession::bind_bytes_needed(const protocol::FrameHeader& h, std::span<const std::byte> in) const {
+  const std::size_t peek = bytes_needed(h);
+  if (in.size() < peek || in.size() >= h.total_size() ||
+      h.total_size() > std::min<std::size_t>(kWholeQueryBytes, config_->limits.max_client_buffer))
+    return peek;  // a larger one streams through: its settings are left untracked
+  std::string_view portal, statement;
+  const auto body = in.subspan(5);
+  if (protocol::peek_bind_names(body, h.body_size(), portal, statement) != protocol::PeekStatus::Ok) return peek;
+  return tracker_.binds_settings(statement) ? h.total_size() : peek;
+}
+
 // The pool refused us: drop this request up to its Sync (or the Query) and answer it.
 ClientSession::Step ClientSession::answer_refused(const protocol::FrameHeader& h, std::span<const std::byte> in) {
   head_parse_ = {};
@@ -645,7 +657,7 @@ bool ClientSession::note_for_server(const protocol::FrameHeader& h, std::span<co
         return false;
       }
       ensure_statement_on_server(statement);
-      tracker_.portal_bound(portal, statement);
+      tracker_.portal_bound(portal, statement, body.size() == h.body_size() ? body : std::span<const std::byte>());
       exchange_.extended = true;
       return true;
     }
@@ -724,7 +736,7 @@ bool ClientSession::handle_parse(std::span<const std::byte> body) {
   }
   // Marked now: it may run on this server before anything else is seen of it.
   const bool sets_config = sets_session_config(parse.query);
-  note_statement_effects(parse.name, parse.query);
+  note_statement_effects(parse);
   if (sets_config) server_->client_changed_settings();
   if (parse.name.empty() || session_mode_) {
     server_->client_sent_parse({}, nullptr, forward());
@@ -793,7 +805,7 @@ ClientSession::LocalPrepare ClientSession::try_prepare_locally(std::span<const s
     return LocalPrepare::Done;
   }
   if (!sql::sql_syntax_ok(parse.query)) return LocalPrepare::No;
-  note_statement_effects(parse.name, parse.query);
+  note_statement_effects(parse);
   const auto added = statements_.add(parse.name, parse.query, parse.param_types_raw, parse.param_count,
                                      sets_session_config(parse.query));
   if (added == ClientStatements::AddResult::LimitReached) return LocalPrepare::No;  // handle_parse reports it

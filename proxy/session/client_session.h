@@ -19,6 +19,7 @@
 
 #include "config/schema.h"
 #include "protocol/framer.h"
+#include "protocol/frontend.h"
 #include "protocol/scram.h"
 #include "protocol/startup.h"
 #include "proxy/core/errors.h"
@@ -180,6 +181,9 @@ class ClientSession final : public ServerLessee {
   bool refuse_unknown_statement(const protocol::FrameHeader& h, std::span<const std::byte> in);
   Step acquire_for(const protocol::FrameHeader& h, std::span<const std::byte> in);
   bool note_for_server(const protocol::FrameHeader& h, std::span<const std::byte> body);
+  // How much of a Bind must be in the buffer first: its names, or all of it (up to
+  // kWholeQueryBytes) when its statement sets a setting from its parameters.
+  std::size_t bind_bytes_needed(const protocol::FrameHeader& h, std::span<const std::byte> in) const;
   bool handle_parse(std::span<const std::byte> body);
   enum class LocalPrepare { Done, NeedMore, No };
   LocalPrepare try_prepare_locally(std::span<const std::byte> in, const protocol::FrameHeader& h);
@@ -189,7 +193,7 @@ class ClientSession final : public ServerLessee {
   // The session effects of a Query's or Parse's text, one entry per statement; empty for none.
   std::vector<sql::StatementEffects> session_effects(std::string_view sql);
   void note_query_effects(std::string_view sql);  // "": a Query not read whole
-  void note_statement_effects(std::string_view name, std::string_view sql);
+  void note_statement_effects(const protocol::ParseMessage& parse);
   // session_state = "refuse": the statement of the head message that would pin the client ("" for none).
   std::string refused_statement(const protocol::FrameHeader& h, std::span<const std::byte> in);
   Step refuse_linked(const protocol::FrameHeader& h, std::span<const std::byte> in);

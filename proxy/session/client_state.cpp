@@ -53,9 +53,9 @@ void ClientSession::note_query_effects(std::string_view sql) {
   tracker_.query_end();
 }
 
-void ClientSession::note_statement_effects(std::string_view name, std::string_view sql) {
-  const std::vector<sql::StatementEffects> effects = session_effects(sql);
-  tracker_.statement_prepared(name, effects.empty() ? nullptr : &effects.front());
+void ClientSession::note_statement_effects(const protocol::ParseMessage& parse) {
+  const std::vector<sql::StatementEffects> effects = session_effects(parse.query);
+  tracker_.statement_prepared(parse.name, effects.empty() ? nullptr : &effects.front(), parse.param_types_raw);
 }
 
 std::string ClientSession::refused_statement(const protocol::FrameHeader& h, std::span<const std::byte> in) {

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <strings.h>
 
+#include "protocol/frontend.h"
+#include "protocol/wire.h"
 #include "proxy/session/settings_sync.h"
 
 namespace pgsidecar::proxy {
@@ -48,6 +51,46 @@ bool non_transactional(EffectKind k) {
     default:
       return false;
   }
+}
+
+bool sets_from_params(const sql::StatementEffects& effects) {
+  return std::any_of(effects.begin(), effects.end(), [](const SessionEffect& e) { return e.kind == EffectKind::SetFromParams; });
+}
+
+constexpr uint32_t kTextOid = 25, kVarcharOid = 1043, kUnknownOid = 705;
+
+// Parameter types whose value reaches set_config() as the very bytes sent, in either
+// format: unspecified (0, inferred as text), text, varchar, unknown.
+bool text_as_sent(std::span<const std::byte> param_types, uint16_t param) {
+  if (param == 0 || static_cast<std::size_t>(param) * 4 > param_types.size()) return true;
+  const uint32_t oid = protocol::load_be32(param_types.data() + (param - 1u) * 4u);
+  return oid == 0 || oid == kTextOid || oid == kVarcharOid || oid == kUnknownOid;
+}
+
+// The text of parameter `param` (1-based) of a whole Bind body; false when unreadable or
+// holding a NUL byte (set_config would see it cut short). `null` for a NULL.
+bool param_text(std::span<const std::byte> bind, uint16_t param, std::string& text, bool& null) {
+  protocol::BindParameter p;
+  if (bind.empty() || !protocol::read_bind_parameter(bind, param - 1u, p) || (p.format != 0 && p.format != 1))
+    return false;
+  const std::string_view v = protocol::as_string_view(p.value);
+  if (v.find('\0') != std::string_view::npos) return false;
+  null = p.null;
+  text = v;
+  return true;
+}
+
+// set_config() of parameters with the Bind's values: a Set, a Reset for a NULL value (as
+// set_config takes it), or an untracked setting when a value cannot be read here.
+SessionEffect resolved(const SessionEffect& e, std::span<const std::byte> bind) {
+  SessionEffect out{EffectKind::Set, e.name, e.value};
+  bool null_name = false, null_value = false;
+  if ((e.name_param != 0 && !param_text(bind, e.name_param, out.name, null_name)) || null_name ||
+      (e.value_param != 0 && !param_text(bind, e.value_param, out.value, null_value)))
+    return SessionEffect{EffectKind::UntrackedSetting, "set_config", ""};
+  for (char& c : out.name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (null_value) return SessionEffect{EffectKind::Reset, out.name, ""};
+  return out;
 }
 
 constexpr std::array<std::string_view, kPinReasons> kPinNames = {
@@ -131,26 +174,44 @@ void SessionTracker::request_end() {
   slots_.push_back(Slot{Slot::Ready, nullptr});
 }
 
-void SessionTracker::statement_prepared(std::string_view name, const sql::StatementEffects* effects) {
+void SessionTracker::statement_prepared(std::string_view name, const sql::StatementEffects* effects,
+                                        std::span<const std::byte> param_types) {
   auto it = find_named(statements_, name);
   if (effects == nullptr || effects->empty()) {
     if (it != statements_.end()) statements_.erase(it);
     return;
   }
-  auto shared = std::make_shared<const sql::StatementEffects>(*effects);
+  auto copy = std::make_shared<sql::StatementEffects>(*effects);
+  for (SessionEffect& e : *copy)
+    if (e.kind == EffectKind::SetFromParams &&
+        (!text_as_sent(param_types, e.name_param) || !text_as_sent(param_types, e.value_param)))
+      e = SessionEffect{EffectKind::UntrackedSetting, "set_config", ""};
+  std::shared_ptr<const sql::StatementEffects> shared = std::move(copy);
   if (it != statements_.end()) it->second = std::move(shared);
   else statements_.emplace_back(std::string(name), std::move(shared));
 }
 
-void SessionTracker::portal_bound(std::string_view portal, std::string_view statement) {
+bool SessionTracker::binds_settings(std::string_view statement) const {
+  auto s = std::find_if(statements_.begin(), statements_.end(), [statement](const auto& e) { return e.first == statement; });
+  return s != statements_.end() && sets_from_params(*s->second);
+}
+
+void SessionTracker::portal_bound(std::string_view portal, std::string_view statement, std::span<const std::byte> bind) {
   auto p = std::find_if(portals_.begin(), portals_.end(), [portal](const auto& e) { return e.first == portal; });
   auto s = std::find_if(statements_.begin(), statements_.end(), [statement](const auto& e) { return e.first == statement; });
   if (s == statements_.end()) {
     if (p != portals_.end()) portals_.erase(p);
     return;
   }
-  if (p != portals_.end()) p->second = s->second;
-  else portals_.emplace_back(std::string(portal), s->second);
+  std::shared_ptr<const sql::StatementEffects> effects = s->second;
+  if (sets_from_params(*effects)) {
+    auto bound = std::make_shared<sql::StatementEffects>(*effects);
+    for (SessionEffect& e : *bound)
+      if (e.kind == EffectKind::SetFromParams) e = resolved(e, bind);
+    effects = std::move(bound);
+  }
+  if (p != portals_.end()) p->second = std::move(effects);
+  else portals_.emplace_back(std::string(portal), std::move(effects));
 }
 
 const sql::StatementEffects* SessionTracker::portal_effects(std::string_view portal) const {
@@ -325,7 +386,10 @@ void SessionTracker::commit(const SessionEffect& e) {
       reset_all();
       pins_ = Pins{};
       return;
-    case EffectKind::UntrackedSetting: pins_.untracked_setting = true; return;
+    case EffectKind::UntrackedSetting:
+    case EffectKind::SetFromParams:  // not bound to values read here
+      pins_.untracked_setting = true;
+      return;
     case EffectKind::TempTable: pins_.temp_tables = true; return;
     case EffectKind::DiscardTemp: pins_.temp_tables = false; return;
     case EffectKind::AdvisoryLock: ++pins_.advisory_locks; return;

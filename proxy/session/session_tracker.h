@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,9 +76,18 @@ class SessionTracker {
   void sent_sync() { request_end(); }  // Sync or FunctionCall
   // Whether COMMIT, ROLLBACK and savepoints must be read now: effects may still be undone.
   bool watching_transaction() const { return !staged_.empty() || effectful_slots_ > 0; }
-  // Statements prepared or bound with effects, for their later Execute.
-  void statement_prepared(std::string_view name, const sql::StatementEffects* effects);
-  void portal_bound(std::string_view portal, std::string_view statement);
+  // Statements prepared or bound with effects, for their later Execute. `param_types`:
+  // the Parse's Int32 type oids, as on the wire; a set_config() parameter declared other
+  // than text, varchar or unknown (0 or 705) is not read as the text it was sent as.
+  void statement_prepared(std::string_view name, const sql::StatementEffects* effects,
+                          std::span<const std::byte> param_types = {});
+  // Whether a Bind of `statement` sets a setting from its parameter values
+  // (set_config('x', $1, false)): portal_bound needs the Bind's whole body then.
+  bool binds_settings(std::string_view statement) const;
+  // `bind`: the Bind's body, whole, or empty when it was not read whole. Settings made from
+  // its parameters are followed like constant ones; a value that cannot be read here
+  // (not whole, or a NUL byte in it) leaves an untracked setting.
+  void portal_bound(std::string_view portal, std::string_view statement, std::span<const std::byte> bind = {});
   const sql::StatementEffects* portal_effects(std::string_view portal) const;
 
   // From the server.

@@ -515,6 +515,9 @@ STARTUP_TIMEOUT = "4321ms"
 SESSION_STATES = [
     ("session SET", ("SET statement_timeout = '4321ms'", ()), ("SELECT current_setting(%s)", ("statement_timeout",)),
      lambda i: STARTUP_TIMEOUT, (("SHOW statement_timeout", ()), "0"), ("RESET statement_timeout", ()), False),
+    ("set_config of a parameter", ("SELECT set_config('app.tenant', %s, false)", ("acme",)),
+     ("SELECT current_setting(%s)", ("app.tenant",)), lambda i: "acme",
+     (("SELECT coalesce(current_setting('app.tenant', true), '')", ()), ""), ("RESET app.tenant", ()), False),
     ("temp table", ("CREATE TEMP TABLE ss_t AS SELECT 1 AS v", ()), ("SELECT count(*) FROM ss_t WHERE v = %s", (1,)),
      lambda i: 1, (("SELECT count(*) FROM ss_t", ()), "42P01"), ("DISCARD TEMP", ()), True),
     ("advisory lock", ("SELECT pg_advisory_lock(%s)", (4242,)), ("SELECT %s::int", (1,)),
@@ -562,7 +565,8 @@ def _wait_notification(lib, conn, payload):
 def check_states(lib, proxy):
     """session_state = "pin": each state made, used over STATE_USES transactions while
     the pool churns, never seen by an observer, and released by its documented statement
-    (SHOW CLIENTS' pinned column empties). A session SET changes servers meanwhile."""
+    (SHOW CLIENTS' pinned column empties). A session SET, or set_config of a parameter,
+    changes servers meanwhile."""
     client, observer = lib.connect(proxy.dsn), lib.connect(proxy.dsn)
     admin = _psycopg2_connect(admin_dsn(proxy))
     for name, make, use, answer, (observe, unseen), release, pins in SESSION_STATES:
@@ -578,8 +582,8 @@ def check_states(lib, proxy):
                 expect_equal(seen, unseen, f"{name}: what the observer saw ({sql})")
             if name == "LISTEN":
                 _wait_notification(lib, client, str(i))
-        if name == "session SET":
-            expect(len(backends) > 1, f"the SET: {STATE_USES} transactions all ran on one server")
+        if not pins:
+            expect(len(backends) > 1, f"{name}: {STATE_USES} transactions all ran on one server")
         if pins:
             expect_equal(len(backends), 1, f"{name}: servers used while pinned")
         expect_equal(pinned_reasons(admin), [name] if pins else [], f"{name}: SHOW CLIENTS before {release[0]}")
@@ -595,8 +599,8 @@ def check_refused(lib, proxy):
     """session_state = "refuse": each statement that would pin answers 0A000 (and aborts
     the transaction it is in), the connection goes on."""
     client = lib.connect(proxy.dsn)
-    for name, make, *_rest in SESSION_STATES:
-        if name == "session SET":
+    for name, make, *_rest, pins in SESSION_STATES:
+        if not pins:
             continue
         expect_equal(lib.sqlstate(client, *make), "0A000", f"refuse: {make[0]}")
         expect_equal(lib.run(client, "SELECT %s::int", (2,)), 2, f"refuse: the connection after {name}")

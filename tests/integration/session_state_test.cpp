@@ -1,8 +1,8 @@
-// Session state in transaction mode (docs/pooling.md): session SETs follow their client
-// onto every server it uses, and are undone when their transaction rolls back; RESET
-// returns to the client's startup value; a temporary table pins its client to its server
-// until DISCARD TEMP; with session_state = "refuse" the creating statement fails with
-// 0A000 and the connection goes on.
+// Session state in transaction mode (docs/pooling.md): session SETs (set_config of Bind
+// parameters too) follow their client onto every server it uses, and are undone when
+// their transaction rolls back; RESET returns to the client's startup value; a temporary
+// table pins its client to its server until DISCARD TEMP; with session_state = "refuse"
+// the creating statement fails with 0A000 and the connection goes on.
 //
 // Also: advisory locks (counted), WITH HOLD cursors, LISTEN and SQL PREPARE pin until
 // released; the same through the extended protocol; pinned_idle_timeout; SHOW CLIENTS'
@@ -104,6 +104,76 @@ std::vector<std::string> notifications(Connection& c) {
   }
   return out;
 }
+
+// "a" with one admin listing, for SHOW CLIENTS.
+ProxyConfig with_admin(ProxyConfig config, Cluster& cluster, const std::string& more = "") {
+  config.extra = "[admin]\nusers = [" + toml_string(cluster.app_user()) + "]\n" + more;
+  return config;
+}
+
+// SHOW CLIENTS' pinned column, for the clients that have one.
+std::vector<std::string> pinned_rows(Connection& admin) {
+  const QueryResult r = admin.exec("SHOW CLIENTS");
+  REQUIRE_MESSAGE(r.ok, r.describe());
+  const auto column = std::find(r.columns.begin(), r.columns.end(), "pinned") - r.columns.begin();
+  REQUIRE(column < static_cast<std::ptrdiff_t>(r.columns.size()));
+  std::vector<std::string> out;
+  for (const auto& row : r.rows)
+    if (!row[static_cast<std::size_t>(column)].empty()) out.push_back(row[static_cast<std::size_t>(column)]);
+  return out;
+}
+
+// One statement through the extended protocol whose parameters may be NULL (nullopt) or
+// in binary format; its first value, or the error's SQLSTATE after "ERROR ".
+std::string exec_raw(Connection& c, const char* sql, const std::vector<std::optional<std::string>>& params,
+                     int format = 0) {
+  std::vector<const char*> values;
+  std::vector<int> lengths, formats;
+  for (const auto& p : params) {
+    values.push_back(p ? p->c_str() : nullptr);
+    lengths.push_back(p ? static_cast<int>(p->size()) : 0);
+    formats.push_back(format);
+  }
+  PGresult* res = PQexecParams(c.raw(), sql, static_cast<int>(params.size()), nullptr, values.data(), lengths.data(),
+                               formats.data(), 0);
+  std::string out;
+  if (PQresultStatus(res) == PGRES_TUPLES_OK) out = PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "";
+  else out = std::string("ERROR ") + (PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "");
+  PQclear(res);
+  return out;
+}
+
+// A frontend message: Byte1(tag) Int32(length) body.
+std::vector<std::byte> message(char tag, const std::vector<std::byte>& body) {
+  return Bytes{}.byte(static_cast<std::uint8_t>(tag)).int32(static_cast<std::uint32_t>(body.size() + 4)).raw(body).get();
+}
+
+// A raw client of the proxy, logged in: whatever it sends, it reads up to ReadyForQuery.
+struct RawClient {
+  Socket s;
+  explicit RawClient(ProxyProcess& proxy, Cluster& cluster) : s(connect_tcp(proxy.port())) {
+    REQUIRE(s.ok());
+    REQUIRE(send_all(s.fd(), startup_message(cluster.app_user(), "app")));
+    const Received login = until_ready();
+    REQUIRE_MESSAGE(!login.error(), login.describe());
+  }
+  Received until_ready() {
+    return receive(s.fd(), std::chrono::seconds(10),
+                   [](const Received& r) { return !r.messages.empty() && r.messages.back().tag == 'Z'; });
+  }
+  // A Query's first value.
+  std::string value(std::string_view sql) {
+    REQUIRE(send_all(s.fd(), message('Q', Bytes{}.cstring(sql).get())));
+    const Received r = until_ready();
+    REQUIRE_MESSAGE(!r.error(), r.describe());
+    for (const BackendMessage& m : r.messages) {
+      if (m.tag != 'D' || m.body.size() < 6) continue;  // Int16(1) Int32(len) bytes
+      const auto* b = reinterpret_cast<const char*>(m.body.data());
+      return std::string(b + 6, m.body.size() - 6);
+    }
+    return "(no row)";
+  }
+};
 
 }  // namespace
 
@@ -299,6 +369,105 @@ TEST_CASE("a session SET and a pin through the extended protocol") {
   p.moves_again();
 }
 
+TEST_CASE("set_config of Bind parameters follows its client across servers, unpinned; a rollback undoes it") {
+  Cluster& cluster = Cluster::shared();
+  PinProxy p(with_admin(two_servers(), cluster));
+  Connection admin = connect_ok(app_conninfo(p.proxy, cluster, "pgsidecar"));
+  // The setting as "a" sees it in its next transaction, while the churn holds a server
+  // every other time (so that "a" keeps changing servers); checks that "other" never sees
+  // it and that "a" is not pinned.
+  std::set<std::string> backends;
+  auto seen = [&](const char* name) {
+    p.churn->next();
+    const QueryResult r =
+        p.a.exec(std::string("SELECT coalesce(current_setting('") + name + "', true), '(none)'), pg_backend_pid()");
+    REQUIRE_MESSAGE(r.ok, r.describe());
+    backends.insert(r.value(0, 1));
+    REQUIRE(pinned_rows(admin).empty());  // (pinned, "a" would hold the server "other" waits for)
+    CHECK(one(p.other, std::string("SELECT coalesce(current_setting('") + name + "', true), '')") == "");
+    return r.value(0, 0);
+  };
+  auto set = [&](const char* sql, const std::vector<std::string>& params) {
+    const QueryResult r = p.a.exec_params(sql, params);
+    REQUIRE_MESSAGE(r.ok, sql, ": ", r.describe());
+  };
+
+  set("SELECT set_config('app.tenant', $1, false)", {"acme"});
+  for (int i = 0; i < 30; ++i) CHECK(seen("app.tenant") == "acme");
+  CHECK(backends.size() == 2);  // it did change servers
+
+  set("SELECT set_config('app.tenant', $1::text, false)", {"O'Brien \\ \"x\" $1"});
+  for (int i = 0; i < 4; ++i) CHECK(seen("app.tenant") == "O'Brien \\ \"x\" $1");
+  const std::string long_value = std::string(10000, 'v') + "-end";  // a Bind longer than a first look at it
+  set("SELECT set_config('app.tenant', $1, false)", {long_value});
+  for (int i = 0; i < 4; ++i) CHECK(seen("app.tenant") == long_value);
+  set("SELECT set_config($1, $2, false)", {"App.Region", "eu-west"});
+  for (int i = 0; i < 4; ++i) CHECK(seen("app.region") == "eu-west");
+
+  // One prepared statement, bound with a new value each time.
+  REQUIRE(p.a.prepare("set_tenant", "SELECT set_config('app.tenant', $1, false)").ok);
+  for (int i = 0; i < 6; ++i) {
+    const std::string tenant = "tenant-" + std::to_string(i);
+    const QueryResult r = p.a.exec_prepared("set_tenant", {tenant});
+    REQUIRE_MESSAGE(r.ok, r.describe());
+    CHECK(seen("app.tenant") == tenant);
+  }
+
+  // Inside a transaction: undone by ROLLBACK, kept by COMMIT.
+  one(p.a, "BEGIN");
+  set("SELECT set_config('app.tenant', $1, false)", {"rolled-back"});
+  CHECK(one(p.a, "SELECT current_setting('app.tenant')") == "rolled-back");
+  one(p.a, "ROLLBACK");
+  for (int i = 0; i < 4; ++i) CHECK(seen("app.tenant") == "tenant-5");
+  one(p.a, "BEGIN");
+  set("SELECT set_config('app.tenant', $1, false)", {"committed"});
+  one(p.a, "COMMIT");
+  for (int i = 0; i < 4; ++i) CHECK(seen("app.tenant") == "committed");
+
+  // A binary-format text parameter is the same text; a NULL value resets, as set_config does.
+  CHECK(exec_raw(p.a, "SELECT set_config('app.tenant', $1, false)", {"binary"}, 1) == "binary");
+  for (int i = 0; i < 4; ++i) CHECK(seen("app.tenant") == "binary");
+  CHECK(exec_raw(p.a, "SELECT set_config('app.tenant', $1, false)", {std::nullopt}) == "");
+  for (int i = 0; i < 4; ++i) {
+    const std::string v = seen("app.tenant");
+    CHECK((v == "" || v == "(none)"));
+  }
+  CHECK(seen("app.region") == "eu-west");
+}
+
+TEST_CASE("a Bind that sets a setting from its parameters is read whole, though it arrives in two parts") {
+  Cluster& cluster = Cluster::shared();
+  ProxyConfig config = two_servers();
+  config.auth_method = "trust";  // the raw client logs in without a password exchange
+  PinProxy p(config);
+  RawClient raw(p.proxy, cluster);
+  const std::string value = std::string(10000, 'v') + "-end";
+  std::vector<std::byte> value_bytes;
+  for (char c : value) value_bytes.push_back(static_cast<std::byte>(c));
+  // Bind (F): portal, statement, Int16(0) format codes, Int16(1) parameter, Int16(0) result formats.
+  const std::vector<std::byte> whole_bind = message(
+      'B', Bytes{}.cstring("").cstring("").byte(0).byte(0).byte(0).byte(1)
+               .int32(static_cast<std::uint32_t>(value.size())).raw(value_bytes).byte(0).byte(0).get());
+  std::vector<std::byte> first =
+      message('P', Bytes{}.cstring("").cstring("SELECT set_config('app.tenant', $1, false)").byte(0).byte(0).get());
+  first.insert(first.end(), whole_bind.begin(), whole_bind.begin() + 5000);
+  REQUIRE(send_all(raw.s.fd(), first));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::vector<std::byte> rest(whole_bind.begin() + 5000, whole_bind.end());
+  for (const auto& m : {message('E', Bytes{}.cstring("").int32(0).get()), message('S', {})})
+    rest.insert(rest.end(), m.begin(), m.end());
+  REQUIRE(send_all(raw.s.fd(), rest));
+  const Received r = raw.until_ready();
+  REQUIRE_MESSAGE(!r.error(), r.describe());
+  std::set<std::string> backends;
+  for (int i = 0; i < 6; ++i) {
+    p.churn->next();
+    CHECK(raw.value("SELECT current_setting('app.tenant')") == value);
+    backends.insert(raw.value("SELECT pg_backend_pid()::text"));
+  }
+  CHECK(backends.size() == 2);  // not pinned
+}
+
 TEST_CASE("pinned_idle_timeout closes a pinned client that sits idle, and only that one") {
   PinProxy p(two_servers("pinned_idle_timeout = \"300ms\""));
   one(p.a, "CREATE TEMP TABLE idle_t(a int)");
@@ -318,20 +487,9 @@ TEST_CASE("pinned_idle_timeout closes a pinned client that sits idle, and only t
 
 TEST_CASE("SHOW CLIENTS says which clients are pinned and why; pgsidecar_client_pins_total counts pins by reason") {
   Cluster& cluster = Cluster::shared();
-  ProxyConfig config = two_servers();
-  config.extra = "[admin]\nusers = [" + toml_string(cluster.app_user()) + "]\n\n[http]\naddress = \"127.0.0.1\"\nport = @HTTP_PORT@\n";
-  PinProxy p(config);
+  PinProxy p(with_admin(two_servers(), cluster, "\n[http]\naddress = \"127.0.0.1\"\nport = @HTTP_PORT@\n"));
   Connection admin = connect_ok(app_conninfo(p.proxy, cluster, "pgsidecar"));
-  auto pinned_rows = [&admin] {
-    const QueryResult r = admin.exec("SHOW CLIENTS");
-    REQUIRE_MESSAGE(r.ok, r.describe());
-    const auto column = std::find(r.columns.begin(), r.columns.end(), "pinned") - r.columns.begin();
-    REQUIRE(column < static_cast<std::ptrdiff_t>(r.columns.size()));
-    std::vector<std::string> out;
-    for (const auto& row : r.rows)
-      if (!row[static_cast<std::size_t>(column)].empty()) out.push_back(row[static_cast<std::size_t>(column)]);
-    return out;
-  };
+  auto pinned_rows = [&admin] { return ::pinned_rows(admin); };
   const int port = p.proxy.http_port();
   auto pins = [port](const char* reason) {
     return metric_value(port, std::string("pgsidecar_client_pins_total{reason=\"") + reason + "\"}", 0);
@@ -368,7 +526,19 @@ TEST_CASE("session_state = refuse answers state that would pin with 0A000, and t
     CHECK(a.exec("SELECT 3").sqlstate == "25P02");
     one(a, "ROLLBACK");
   }
-  // What does not pin still works.
+  // What does not pin still works: a set_config of a parameter is kept, not refused.
   one(a, "BEGIN; CREATE TEMP TABLE t(a int) ON COMMIT DROP; SELECT pg_advisory_xact_lock(7); COMMIT");
   CHECK(one(a, "SELECT 4") == "4");
+  const QueryResult set = a.exec_params("SELECT set_config('app.tenant', $1, false)", {"kept"});
+  REQUIRE_MESSAGE(set.ok, set.describe());
+  Churn churn{connect_ok(app_conninfo(proxy, cluster))};
+  std::set<std::string> backends;
+  for (int i = 0; i < 6; ++i) {
+    churn.next();
+    const QueryResult r = a.exec("SELECT current_setting('app.tenant'), pg_backend_pid()");
+    REQUIRE_MESSAGE(r.ok, r.describe());
+    CHECK(r.value(0, 0) == "kept");
+    backends.insert(r.value(0, 1));
+  }
+  CHECK(backends.size() == 2);
 }

@@ -95,6 +95,44 @@ TEST_CASE("Bind names missing their NUL within the body are invalid") {
   CHECK(peek_bind_names(spill, 4, portal, statement) == PeekStatus::Ok);
 }
 
+TEST_CASE("Bind parameter values are read by index, with their format and NULL") {
+  const auto frames = frames_of(MessageBuilder{}.bind("p1", "s1", {"it's", std::nullopt, ""}).sync().build(), 2);
+  BindParameter p;
+  REQUIRE(read_bind_parameter(frames[0].body, 0, p));
+  CHECK_FALSE(p.null);
+  CHECK(p.format == 0);
+  CHECK(string_of(p.value) == "it's");
+  REQUIRE(read_bind_parameter(frames[0].body, 1, p));
+  CHECK(p.null);
+  REQUIRE(read_bind_parameter(frames[0].body, 2, p));
+  CHECK_FALSE(p.null);
+  CHECK(p.value.empty());
+  CHECK_FALSE(read_bind_parameter(frames[0].body, 3, p));
+  // One format code for all parameters, then one per parameter.
+  const auto one_code = MessageBuilder{}.cstring("").cstring("s").i16(1).i16(1).i16(2).i32(1).raw("a").i32(1).raw("b").build();
+  REQUIRE(read_bind_parameter(one_code, 1, p));
+  CHECK(p.format == 1);
+  CHECK(string_of(p.value) == "b");
+  const auto codes = MessageBuilder{}.cstring("").cstring("s").i16(2).i16(1).i16(0).i16(2).i32(1).raw("a").i32(1).raw("b").build();
+  REQUIRE(read_bind_parameter(codes, 1, p));
+  CHECK(p.format == 0);
+  REQUIRE(read_bind_parameter(codes, 0, p));
+  CHECK(p.format == 1);
+}
+
+TEST_CASE("Bind parameters past the body's end, with a bad count or length, are not read") {
+  BindParameter p;
+  const auto cut = MessageBuilder{}.cstring("").cstring("s").i16(0).i16(2).i32(1).raw("a").i32(5).raw("bc").build();
+  CHECK(read_bind_parameter(cut, 0, p));
+  CHECK_FALSE(read_bind_parameter(cut, 1, p));
+  const auto codes = MessageBuilder{}.cstring("").cstring("s").i16(2).i16(0).i16(0).i16(1).i32(1).raw("a").build();
+  CHECK_FALSE(read_bind_parameter(codes, 0, p));  // two format codes for one parameter
+  const auto negative = MessageBuilder{}.cstring("").cstring("s").i16(0).i16(1).i32(-2).build();
+  CHECK_FALSE(read_bind_parameter(negative, 0, p));
+  CHECK_FALSE(read_bind_parameter(MessageBuilder{}.cstring("").cstring("s").i16(-1).build(), 0, p));
+  CHECK_FALSE(read_bind_parameter({}, 0, p));
+}
+
 TEST_CASE("Describe and Close parse their kind and name") {
   const auto frames = frames_of(
       MessageBuilder{}.describe('S', "s1").describe('P', "").close('S', "s1").close('P', "portal").build(), 4);

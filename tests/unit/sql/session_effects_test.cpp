@@ -47,7 +47,6 @@ TEST_CASE("session SETs are read with their value as set_config takes it") {
   CHECK(one("SET work_mem TO DEFAULT") == SessionEffect{EffectKind::Reset, "work_mem", ""});
   CHECK(one("RESET ALL").kind == EffectKind::ResetAll);
   CHECK(one("select set_config('app.user', '42', false)") == SessionEffect{EffectKind::Set, "app.user", "42"});
-  CHECK(one("select set_config('app.user', $1, false)").kind == EffectKind::UntrackedSetting);
   CHECK(effects_of("SET LOCAL statement_timeout = 5").empty());
   CHECK(effects_of("select set_config('a', 'b', true)").empty());
   CHECK(effects_of("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE").empty());
@@ -56,6 +55,32 @@ TEST_CASE("session SETs are read with their value as set_config takes it") {
   REQUIRE(chars.size() == 2);
   CHECK(chars[0] == SessionEffect{EffectKind::Set, "default_transaction_isolation", "serializable"});
   CHECK(chars[1] == SessionEffect{EffectKind::Set, "default_transaction_read_only", "on"});
+}
+
+TEST_CASE("set_config of statement parameters names them, to be read from the Bind") {
+  CHECK(one("select set_config('App.User', $1, false)") ==
+        SessionEffect{EffectKind::SetFromParams, "app.user", "", 0, 1});
+  CHECK(one("SELECT set_config($1, $2, false)") == SessionEffect{EffectKind::SetFromParams, "", "", 1, 2});
+  CHECK(one("SELECT pg_catalog.set_config($2::text, 'on', false)") ==
+        SessionEffect{EffectKind::SetFromParams, "", "on", 2, 0});
+  CHECK(one("SELECT set_config('app.x', $3::varchar, false)") ==
+        SessionEffect{EffectKind::SetFromParams, "app.x", "", 0, 3});
+  CHECK(one("SELECT set_config('app.x', $1::pg_catalog.varchar, 'f')") ==
+        SessionEffect{EffectKind::SetFromParams, "app.x", "", 0, 1});
+  CHECK(one("SELECT set_config('app.x', $1::character varying, false)") ==
+        SessionEffect{EffectKind::SetFromParams, "app.x", "", 0, 1});
+  CHECK(effects_of("SELECT set_config('app.x', $1, true)").empty());
+  // What the server alone knows stays untracked: is_local a parameter, a cast that may
+  // change the text (name, char, varchar(n)), an expression, named arguments.
+  for (const char* sql : {"SELECT set_config('app.x', $1, $2)", "SELECT set_config('app.x', $1::name, false)",
+                          "SELECT set_config('app.x', $1::char(3), false)",
+                          "SELECT set_config('app.x', $1::varchar(3), false)",
+                          "SELECT set_config('app.x', $1 || 'a', false)", "SELECT set_config('app.x', upper($1), false)",
+                          "SELECT set_config(setting_name => 'app.x', new_value => $1, is_local => false)"}) {
+    CAPTURE(sql);
+    CHECK(one(sql) == SessionEffect{EffectKind::UntrackedSetting, "set_config", ""});
+  }
+  CHECK_FALSE(pgsidecar::sql::creates_pinned_state(EffectKind::SetFromParams));
 }
 
 TEST_CASE("state that pins a client is recognised, ON COMMIT DROP and xact locks excepted") {
