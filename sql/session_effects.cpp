@@ -1,6 +1,7 @@
 #include "sql/session_effects.h"
 
 #include <array>
+#include <cstdint>
 #include <cctype>
 
 #include "sql/classify_quick.h"
@@ -12,37 +13,104 @@ namespace {
 
 using namespace tree;
 
+// ASCII only, inline: these run on every character of every statement sent.
+char ascii_lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + ('a' - 'A')) : c; }
+
 bool holds_word(std::string_view sql, std::size_t i, std::string_view word) {
   if (sql.size() - i < word.size()) return false;
   for (std::size_t k = 0; k < word.size(); ++k)
-    if (static_cast<char>(sql[i + k] | 0x20) != word[k]) return false;
+    if (ascii_lower(sql[i + k]) != word[k]) return false;
   return true;
 }
 
-// Words of statements with session effects, by first letter (lower case). "set" covers
-// RESET, set_config, SET ROLE and SET SESSION AUTHORIZATION; "temp" covers TEMPORARY
-// and pg_temp; "listen" covers UNLISTEN. A Unicode escape (U&"...") may spell any name.
-bool any_word_at(std::string_view sql, std::size_t i, bool transaction_words) {
-  switch (static_cast<char>(sql[i] | 0x20)) {
-    case 's': return holds_word(sql, i, "set") || (transaction_words && holds_word(sql, i, "savepoint"));
+// Words that may give a statement session effects wherever they appear, by first letter
+// (lower case): "temp" covers TEMPORARY and pg_temp (CREATE TEMP, SELECT ... INTO TEMP),
+// "advisory" the lock functions, "hold" DECLARE ... WITH HOLD, "set_config" itself. A
+// Unicode escape (U&"...") may spell any name.
+bool word_anywhere_at(std::string_view sql, std::size_t i) {
+  switch (ascii_lower(sql[i])) {
     case 't': return holds_word(sql, i, "temp");
-    case 'a': return holds_word(sql, i, "advisory") || (transaction_words && holds_word(sql, i, "abort"));
+    case 'a': return holds_word(sql, i, "advisory");
     case 'h': return holds_word(sql, i, "hold");
+    case 's': return holds_word(sql, i, "set_config");
+    case 'u': return holds_word(sql, i, "u&");
+    default: return false;
+  }
+}
+
+// Words that give a statement session effects only as its first word: SET and RESET
+// (not UPDATE ... SET), CLOSE, [UN]LISTEN, PREPARE, DEALLOCATE, DISCARD, DO (its code may
+// SET anything); and with `transaction_words`, transaction control (not CASE ... END).
+bool first_word_at(std::string_view sql, std::size_t i, bool transaction_words) {
+  switch (ascii_lower(sql[i])) {
+    case 's': return holds_word(sql, i, "set") || (transaction_words && holds_word(sql, i, "savepoint"));
+    case 'r':
+      return holds_word(sql, i, "reset") ||
+             (transaction_words && (holds_word(sql, i, "rollback") || holds_word(sql, i, "release")));
     case 'c': return holds_word(sql, i, "close") || (transaction_words && holds_word(sql, i, "commit"));
     case 'l': return holds_word(sql, i, "listen");
+    case 'u': return holds_word(sql, i, "unlisten");
     case 'p': return holds_word(sql, i, "prepare");
-    case 'd': return holds_word(sql, i, "deallocate") || holds_word(sql, i, "discard");
-    case 'u': return holds_word(sql, i, "u&");
-    case 'r':
-      return transaction_words && (holds_word(sql, i, "rollback") || holds_word(sql, i, "release"));
+    case 'd': return holds_word(sql, i, "deallocate") || holds_word(sql, i, "discard") || holds_word(sql, i, "do");
+    case 'a': return transaction_words && holds_word(sql, i, "abort");
     case 'e': return transaction_words && holds_word(sql, i, "end");
     default: return false;
   }
 }
 
+// What a character may begin, for scan(): a word that counts anywhere, a statement's
+// first word, or what separates statements (';', white space, a comment). Most
+// characters begin none, and cost one look-up.
+enum : uint8_t { kAnywhere = 1, kFirst = 2, kSeparator = 4 };
+constexpr std::array<uint8_t, 256> kCharKinds = [] {
+  std::array<uint8_t, 256> t{};
+  auto mark = [&t](std::string_view chars, uint8_t kind, bool letters) {
+    for (const char c : chars) {
+      t[static_cast<unsigned char>(c)] |= kind;
+      if (letters) t[static_cast<unsigned char>(c - ('a' - 'A'))] |= kind;
+    }
+  };
+  mark("tahsu", kAnywhere, true);
+  mark("srclupdae", kFirst, true);
+  mark(" \t\n\v\f\r;-/", kSeparator, false);
+  return t;
+}();
+
+// Statements start at the text's start and after each ';', white space and comments
+// between. (A ';' inside a string only makes the check say yes more often.)
 bool scan(std::string_view sql, bool transaction_words) {
-  for (std::size_t i = 0; i < sql.size(); ++i)
-    if (any_word_at(sql, i, transaction_words)) return true;
+  bool at_start = true;
+  for (std::size_t i = 0; i < sql.size(); ++i) {
+    const char c = sql[i];
+    const uint8_t kind = kCharKinds[static_cast<unsigned char>(c)];
+    if (kind == 0) {
+      at_start = false;
+      continue;
+    }
+    if ((kind & kSeparator) != 0) {
+      if (c == ';') {
+        at_start = true;
+      } else if (c == '-' || c == '/') {
+        const char next = i + 1 < sql.size() ? sql[i + 1] : '\0';
+        if (c == '-' && next == '-') {
+          while (i < sql.size() && sql[i] != '\n') ++i;
+        } else if (c == '/' && next == '*') {
+          int depth = 1;  // PostgreSQL's block comments nest
+          for (i += 2; i < sql.size() && depth > 0; ++i) {
+            if (sql[i] == '/' && i + 1 < sql.size() && sql[i + 1] == '*') depth += 1, ++i;
+            else if (sql[i] == '*' && i + 1 < sql.size() && sql[i + 1] == '/') depth -= 1, ++i;
+          }
+          --i;
+        } else {
+          at_start = false;
+        }
+      }
+      continue;
+    }
+    if (at_start && (kind & kFirst) != 0 && first_word_at(sql, i, transaction_words)) return true;
+    at_start = false;
+    if ((kind & kAnywhere) != 0 && word_anywhere_at(sql, i)) return true;
+  }
   return false;
 }
 

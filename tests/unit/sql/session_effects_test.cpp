@@ -130,4 +130,17 @@ TEST_CASE("the quick look finds every keyword and little else") {
   CHECK_FALSE(pgsidecar::sql::may_affect_session("SELECT a FROM b WHERE c = 1"));
   CHECK_FALSE(pgsidecar::sql::may_affect_session("COMMIT"));
   CHECK(pgsidecar::sql::may_control_transaction("COMMIT"));
+  // SET and the other statement words count only where a statement starts: an UPDATE's
+  // SET, a CASE's END and a column named "closed" cost no parse.
+  CHECK_FALSE(pgsidecar::sql::may_affect_session("UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid = 2"));
+  CHECK_FALSE(pgsidecar::sql::may_affect_session("SELECT closed, prepared_at FROM orders WHERE listener = 1"));
+  CHECK_FALSE(pgsidecar::sql::may_control_transaction("SELECT CASE WHEN a THEN 1 END FROM t"));
+  CHECK(pgsidecar::sql::may_affect_session("SELECT 1; set work_mem = '1MB'"));
+  CHECK(pgsidecar::sql::may_affect_session("-- a comment\nSET work_mem = '1MB'"));
+  CHECK(pgsidecar::sql::may_affect_session("/* a /* nested */ comment */ RESET work_mem"));
+  CHECK(pgsidecar::sql::may_affect_session("DO $$BEGIN SET work_mem = '1MB'; END$$"));
+  CHECK(pgsidecar::sql::may_affect_session("SELECT pg_catalog.set_config('a.b', 'c', false)"));
+  CHECK(pgsidecar::sql::may_affect_session("DECLARE c CURSOR WITH HOLD FOR SELECT 1"));
+  CHECK(pgsidecar::sql::may_affect_session("SELECT 1 INTO TEMP t"));
+  CHECK(pgsidecar::sql::may_control_transaction("SELECT 1; COMMIT"));
 }
