@@ -29,7 +29,7 @@ bool has_lasting_effect(const std::vector<sql::StatementEffects>& statements) {
 // How a refused statement is named in the error.
 std::string refused_name(const sql::SessionEffect& e) {
   if (e.kind != sql::EffectKind::UntrackedSetting) return e.value;
-  if (e.name == "DO") return "a DO block that calls set_config()";
+  if (e.name == "DO") return "a DO block that changes a setting";
   return "a setting whose value only the server knows (" + e.name + ")";
 }
 
