@@ -81,7 +81,7 @@ bool may_set_session_config(std::string_view sql) {
     const char c = static_cast<char>(sql[i] | 0x20);
     if (c == 's' && holds_at(sql, i, "set_config")) return true;
     if (c == 'u' && holds_at(sql, i, "u&\"")) return true;
-    if (c == 'd' && do_statement_at(sql, i)) return true;
+    if (c == 'd' && i + 1 < sql.size() && (sql[i + 1] | 0x20) == 'o' && do_statement_at(sql, i)) return true;
   }
   return false;
 }

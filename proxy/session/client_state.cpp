@@ -107,6 +107,7 @@ ClientSession::Step ClientSession::refuse_linked(const protocol::FrameHeader& h,
 }
 
 void ClientSession::take_tracker_outcome() {
+  if (!tracker_.outcome_pending()) return;  // after nearly every reply
   SessionTracker::Outcome o = tracker_.take_outcome();
   const uint64_t fp = tracker_.fingerprint();
   if (o.settings_changed && server_ != nullptr && server_->defaults_fp() == followed_fp_) server_->settings_now(fp);

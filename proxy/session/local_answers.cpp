@@ -72,6 +72,8 @@ PeekLocal peek_extended(std::span<const std::byte> in, const ClientStatements& s
       protocol::ParseMessage parse;
       // A named Parse here makes a statement: left to the normal path.
       if (!protocol::parse_parse(body, parse) || !parse.name.empty() || parse.param_count != 0) return PeekLocal::No;
+      // Most statements are none of these: the rest of the request need not be read.
+      if (!may_be_local(parse.query) && !is_ping(parse.query)) return PeekLocal::No;
       parsed = parse.query;
       out.parse = true;
       next = Next::Bind;

@@ -104,6 +104,10 @@ class SessionTracker {
     bool pins_changed = false;
   };
   Outcome take_outcome() { return std::exchange(outcome_, Outcome{}); }
+  // Whether take_outcome() has anything: most replies change nothing.
+  bool outcome_pending() const {
+    return outcome_.settings_changed || outcome_.resync || outcome_.pins_changed || !outcome_.restore_reported.empty();
+  }
 
  private:
   struct Slot {
