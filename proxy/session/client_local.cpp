@@ -186,11 +186,11 @@ bool ClientSession::application_name_answered_here(const sql::SessionEffect& e, 
     if (!std::all_of(e.value.begin(), e.value.end(), [](char ch) { return ch >= 32 && ch <= 126; })) return false;
     value = e.value;
   } else {
-    const std::string* startup = nullptr;
-    for (const auto& [k, v] : startup_settings_ != nullptr ? *startup_settings_ : ParamList{})
-      if (k == "application_name") startup = &v;
-    if (startup == nullptr) return false;
-    value = *startup;
+    if (startup_settings_ == nullptr) return false;
+    const auto startup = std::find_if(startup_settings_->begin(), startup_settings_->end(),
+                                      [](const auto& kv) { return kv.first == "application_name"; });
+    if (startup == startup_settings_->end()) return false;
+    value = startup->second;
   }
   if (params_.set("application_name", value)) reply.parameter_status.emplace_back("application_name", value);
   return true;
